@@ -1,0 +1,32 @@
+"""Simulated robots with changing dynamics, and their task distributions.
+
+`make("ant")` and `make("quadrotor")` build them; both are also registered with gymnasium as
+`mbmeta/AntBrokenLeg-v0` and `mbmeta/QuadrotorPayload-v0`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+
+from robots.ant import AntEnv, AntTask
+from robots.base import RobotEnv, Task
+from robots.quadrotor import PayloadTask, QuadrotorEnv
+
+ROBOTS: dict[str, type[RobotEnv]] = {"ant": AntEnv, "quadrotor": QuadrotorEnv}
+
+
+def make(name: str, **kwargs: Any) -> RobotEnv:
+    """Build robot `name` ("ant" or "quadrotor"); keyword arguments go to its constructor."""
+    if name not in ROBOTS:
+        raise ValueError(f"unknown robot {name!r}; choose one of {sorted(ROBOTS)}")
+    return ROBOTS[name](**kwargs)
+
+
+for _id, _entry in [("mbmeta/AntBrokenLeg-v0", "robots.ant:AntEnv"),
+                    ("mbmeta/QuadrotorPayload-v0", "robots.quadrotor:QuadrotorEnv")]:
+    if _id not in gymnasium.registry:
+        gymnasium.register(id=_id, entry_point=_entry)
+
+__all__ = ["ROBOTS", "AntEnv", "AntTask", "PayloadTask", "QuadrotorEnv", "RobotEnv", "Task", "make"]

@@ -1,0 +1,168 @@
+"""An ant whose legs break: the standard MuJoCo ant with per-leg actuator failures.
+
+Tasks say which leg is broken and how strong it still is (0 = no torque at all). Training tasks
+break legs 0, 1 or 2 or none; the test split breaks leg 3, never seen in training, as in GrBAL's
+crippled-ant experiment. A task with `at_step` breaks the leg mid-episode.
+
+Reward follows Gymnasium's Ant-v5 (forward velocity - 0.5|a|² - 5e-4 contact cost + 1 while
+healthy), with one change so the reward is a function of observations: the forward velocity is
+the torso's x velocity at the end of the step (Ant-v5 uses the displacement over the step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, ClassVar
+
+import mujoco
+import numpy as np
+from gymnasium import spaces
+
+from robots.base import RobotEnv, Task
+
+ASSET = Path(__file__).parent / "assets" / "ant.xml"
+N_LEGS = 4
+
+# Ant-v5 constants.
+CTRL_COST_WEIGHT = 0.5
+CONTACT_COST_WEIGHT = 5e-4
+HEALTHY_REWARD = 1.0
+HEALTHY_Z = (0.2, 1.0)
+CONTACT_FORCE_RANGE = (-1.0, 1.0)
+
+# Observation layout: qpos[2:] (torso z, quaternion, 8 joint angles), qvel (14), contact term (1).
+OBS_Z = 0
+OBS_VX = 13
+OBS_CONTACT = 27
+OBS_DIM = 28
+
+
+@dataclasses.dataclass(frozen=True)
+class AntTask(Task):
+    """Which leg is broken (None: healthy) and the fraction of torque it still delivers."""
+
+    broken_leg: int | None = None
+    strength: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.broken_leg is not None and self.broken_leg not in range(N_LEGS):
+            raise ValueError(f"AntTask.broken_leg must be None or one of 0..{N_LEGS - 1}, got {self.broken_leg!r}")
+        if not 0.0 <= float(self.strength) <= 1.0:
+            raise ValueError(f"AntTask.strength must lie in [0, 1], got {self.strength!r}")
+
+    @property
+    def name(self) -> str:
+        if self.broken_leg is None:
+            return "healthy"
+        kind = "broken" if self.strength == 0.0 else f"weak{self.strength:g}"
+        suffix = f"-at{self.at_step}" if self.at_step is not None else ""
+        return f"{kind}-leg-{self.broken_leg}{suffix}"
+
+    def nominal(self) -> AntTask:
+        return AntTask()
+
+    def leg_strengths(self) -> np.ndarray:
+        """Torque fraction for each of the 8 actuators."""
+        gains = np.ones(2 * N_LEGS)
+        if self.broken_leg is not None:
+            gains[2 * self.broken_leg : 2 * self.broken_leg + 2] = self.strength
+        return gains
+
+
+TRAIN_LEGS: tuple[int | None, ...] = (None, 0, 1, 2)
+TEST_LEGS: tuple[int, ...] = (3,)
+
+
+class AntEnv(RobotEnv):
+    """Four-legged MuJoCo ant, dt = 0.05 s (frame skip 5 at 0.01 s), 8 torque-controlled joints."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+    task_type: ClassVar[type[Task]] = AntTask
+    named_tasks: ClassVar[dict[str, Task]] = {
+        "healthy": AntTask(),
+        **{f"broken-leg-{i}": AntTask(broken_leg=i) for i in range(N_LEGS)},
+        "weak-leg-3": AntTask(broken_leg=3, strength=0.5),
+        "break-leg-3-midway": AntTask(broken_leg=3, at_step=100),
+    }
+
+    def __init__(
+        self,
+        episode_length: int = 1000,
+        task: Task | dict[str, Any] | str | None = None,
+        frame_skip: int = 5,
+        reset_noise_scale: float = 0.1,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__(episode_length, task)
+        self.model = mujoco.MjModel.from_xml_path(str(ASSET))
+        self.data = mujoco.MjData(self.model)
+        self.frame_skip = frame_skip
+        self.dt = self.model.opt.timestep * frame_skip
+        self.reset_noise_scale = reset_noise_scale
+        self.render_mode = render_mode
+        self._renderer: mujoco.Renderer | None = None
+        self._full_gain = self.model.actuator_gainprm[:, 0].copy()
+        self._init_qpos = self.model.qpos0.copy()
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(self.model.nu,), dtype=np.float32)
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(OBS_DIM,), dtype=np.float64)
+
+    def _apply_task(self, task: AntTask) -> None:
+        self.model.actuator_gainprm[:, 0] = self._full_gain * task.leg_strengths()
+
+    def _reset_sim(self) -> None:
+        mujoco.mj_resetData(self.model, self.data)
+        s = self.reset_noise_scale
+        self.data.qpos[:] = self._init_qpos + self.np_random.uniform(-s, s, self.model.nq)
+        self.data.qvel[:] = s * self.np_random.standard_normal(self.model.nv)
+        mujoco.mj_forward(self.model, self.data)
+        mujoco.mj_rnePostConstraint(self.model, self.data)
+
+    def _step_sim(self, action: np.ndarray) -> None:
+        self.data.ctrl[:] = action
+        mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
+        mujoco.mj_rnePostConstraint(self.model, self.data)  # fills cfrc_ext for the contact cost
+
+    def _observe(self) -> np.ndarray:
+        forces = np.clip(self.data.cfrc_ext[1:], *CONTACT_FORCE_RANGE)
+        return np.concatenate([self.data.qpos[2:], self.data.qvel, [np.sum(forces**2)]])
+
+    def _metrics(self) -> dict[str, float]:
+        return {"x_position": float(self.data.qpos[0]), "forward_velocity": float(self.data.qvel[0])}
+
+    @staticmethod
+    def reward(obs: Any, action: Any, next_obs: Any) -> Any:
+        forward = next_obs[:, OBS_VX]
+        ctrl_cost = CTRL_COST_WEIGHT * (action**2).sum(-1)
+        contact_cost = CONTACT_COST_WEIGHT * next_obs[:, OBS_CONTACT]
+        return forward - ctrl_cost - contact_cost + HEALTHY_REWARD * _healthy(next_obs)
+
+    @staticmethod
+    def is_terminal(next_obs: Any) -> Any:
+        return ~_healthy(next_obs)
+
+    @classmethod
+    def _sample_tasks(cls, n: int, split: str, rng: np.random.Generator) -> list[Task]:
+        legs = TRAIN_LEGS if split == "train" else TEST_LEGS
+        return [AntTask(broken_leg=legs[i]) for i in rng.integers(0, len(legs), size=n)]
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self.model, 240, 320)
+        self._renderer.update_scene(self.data, camera="track")
+        return self._renderer.render()
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+
+def _healthy(obs: Any) -> Any:
+    """1 where the torso height is in range and the state is finite (works on numpy and torch)."""
+    z = obs[:, OBS_Z]
+    finite = (abs(obs) < float("inf")).all(-1)
+    return (z >= HEALTHY_Z[0]) & (z <= HEALTHY_Z[1]) & finite

@@ -1,0 +1,225 @@
+"""The robot interface that learners and planners rely on.
+
+A robot is a `gymnasium.Env` whose dynamics can be changed by a *task*: a small, serialisable
+description (a broken leg, a payload). Every robot also exposes its reward and termination as
+batched functions of observations, so a planner can score thousands of imagined transitions with
+exactly the formula the simulator uses.
+
+Reward functions here are written with operations that numpy arrays and torch tensors share
+(indexing, `**`, `.sum(-1)`, `.clip()`, comparisons), so the environment computes its own reward
+with the very function a planner calls on torch batches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar, Literal, TypeVar
+
+import gymnasium as gym
+import numpy as np
+
+Split = Literal["train", "test"]
+SPLITS: tuple[str, ...] = ("train", "test")
+T = TypeVar("T", bound="Task")
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """A dynamics change, serialisable to a plain dict (and so to YAML).
+
+    Subclasses are frozen dataclasses that validate their values in `__post_init__` and may set
+    `at_step`: the episode step from which the change applies (None: from the start).
+    """
+
+    at_step: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.at_step is not None and (not isinstance(self.at_step, int) or self.at_step < 0):
+            raise ValueError(f"{type(self).__name__}.at_step must be a non-negative int or None, got {self.at_step!r}")
+
+    @property
+    def name(self) -> str:
+        """A short human-readable label, also used as the task id in datasets."""
+        raise NotImplementedError
+
+    def nominal(self: T) -> T:
+        """The task in force before `at_step` (the unchanged robot)."""
+        raise NotImplementedError
+
+    def active(self: T, step: int) -> T:
+        """The task whose dynamics apply at episode step `step`."""
+        if self.at_step is None:
+            return self
+        if step < self.at_step:
+            return self.nominal()
+        return dataclasses.replace(self, at_step=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls: type[T], spec: Mapping[str, Any] | T) -> T:
+        """Build a task from a dict, rejecting unknown fields by name and listing the valid ones."""
+        if isinstance(spec, cls):
+            return spec
+        fields = [f.name for f in dataclasses.fields(cls)]
+        if not isinstance(spec, Mapping):
+            raise ValueError(f"{cls.__name__}: expected a mapping with fields {fields}, got {type(spec).__name__}")
+        unknown = sorted(set(spec) - set(fields))
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}; valid fields are {fields}")
+        return cls(**spec)
+
+
+def check_array(value: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """Return `value` as a float64 array of `shape`, or raise a ValueError saying what is wrong."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{what} must be numeric with shape {shape}, got {type(value).__name__}") from err
+    if arr.shape != shape:
+        raise ValueError(f"{what} must have shape {shape}, got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        bad = np.flatnonzero(~np.isfinite(arr.ravel())).tolist()
+        raise ValueError(f"{what} must be finite, got NaN or inf at index {bad}")
+    return arr
+
+
+@contextlib.contextmanager
+def silenced_output() -> Iterator[None]:
+    """Silence file descriptors 1 and 2, where C libraries (pybullet) print banners past Python."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in [*saved, devnull]:
+            os.close(fd)
+
+
+class RobotEnv(gym.Env):
+    """Base class of mbmeta's robots: a gymnasium Env with a task distribution and batched reward.
+
+    Subclasses define `task_type`, the named tasks and splits, `_apply_task`, `_reset_sim`,
+    `_step_sim`, `_observe`, and the batched static functions `reward` and `is_terminal`.
+    """
+
+    task_type: ClassVar[type[Task]]
+    #: Named tasks a user can ask for by name, e.g. on the command line.
+    named_tasks: ClassVar[dict[str, Task]]
+
+    def __init__(self, episode_length: int, task: Task | Mapping[str, Any] | None = None) -> None:
+        if not isinstance(episode_length, int) or episode_length <= 0:
+            raise ValueError(f"episode_length must be a positive int, got {episode_length!r}")
+        self.episode_length = episode_length
+        self._task: Task = self.parse_task(task) if task is not None else self.task_type()
+        self._active: Task | None = None  # the dynamics currently applied to the simulator
+        self._step = 0
+        self._obs: np.ndarray | None = None  # the latest observation
+
+    # ----- tasks -----------------------------------------------------------------------------
+    @classmethod
+    def parse_task(cls, task: Task | Mapping[str, Any] | str) -> Task:
+        """Accept a task object, a dict of its fields, or the name of a named task."""
+        if isinstance(task, str):
+            if task not in cls.named_tasks:
+                raise ValueError(f"unknown task {task!r}; named tasks are {sorted(cls.named_tasks)}")
+            return cls.named_tasks[task]
+        return cls.task_type.from_dict(task)
+
+    @classmethod
+    def sample_tasks(cls, n: int, split: Split = "train", rng: np.random.Generator | None = None) -> list[Task]:
+        """Draw `n` tasks of the given split."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if not isinstance(n, int) or n < 0:
+            raise ValueError(f"n must be a non-negative int, got {n!r}")
+        return cls._sample_tasks(n, split, rng if rng is not None else np.random.default_rng())
+
+    @classmethod
+    def _sample_tasks(cls, n: int, split: str, rng: np.random.Generator) -> list[Task]:
+        raise NotImplementedError
+
+    @property
+    def task(self) -> Task:
+        return self._task
+
+    def set_task(self, task: Task | Mapping[str, Any] | str) -> None:
+        """Change the dynamics. Takes effect on the next `step` (or at `reset`).
+
+        A task's `at_step` counts from the start of the episode, so a task with `at_step=200`
+        set mid-episode at step 300 applies at once on the next step.
+        """
+        self._task = self.parse_task(task)
+
+    def _sync_task(self) -> None:
+        active = self._task.active(self._step)
+        if active != self._active:
+            self._apply_task(active)
+            self._active = active
+
+    # ----- gymnasium API -----------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        if options and "task" in options:
+            self.set_task(options["task"])
+        self._step = 0
+        self._active = None
+        self._reset_sim()
+        self._sync_task()
+        self._obs = self._observe()
+        return self._obs, self._info()
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        action = check_array(action, self.action_space.shape, "action")
+        action = np.clip(action, self.action_space.low, self.action_space.high)
+        self._sync_task()
+        obs_before = self._obs
+        self._step_sim(action)
+        self._step += 1
+        obs = self._obs = self._observe()
+        reward = float(self.reward(obs_before[None], action[None], obs[None])[0])
+        terminated = bool(self.is_terminal(obs[None])[0])
+        truncated = self._step >= self.episode_length and not terminated
+        return obs, reward, terminated, truncated, self._info()
+
+    def _info(self) -> dict[str, Any]:
+        assert self._active is not None
+        return {"task": self._active.name, "task_spec": self._task.to_dict(), "step": self._step, **self._metrics()}
+
+    # ----- what each robot provides ------------------------------------------------------------
+    def _apply_task(self, task: Task) -> None:
+        raise NotImplementedError
+
+    def _reset_sim(self) -> None:
+        raise NotImplementedError
+
+    def _step_sim(self, action: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _observe(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _metrics(self) -> dict[str, float]:
+        return {}
+
+    @staticmethod
+    def reward(obs: Any, action: Any, next_obs: Any) -> Any:
+        """Batched reward: arrays or tensors of shape (N, dim) -> (N,)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def is_terminal(next_obs: Any) -> Any:
+        """Batched termination: (N, obs_dim) -> (N,) bool."""
+        raise NotImplementedError
+

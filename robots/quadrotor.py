@@ -1,0 +1,260 @@
+"""A Crazyflie-class quadrotor carrying a payload on a cable (pybullet, DIRECT mode).
+
+The task is the payload: its mass and cable length (mass 0 = no payload). Training tasks carry
+light payloads on short cables; the test split carries heavier payloads on longer cables, outside
+the training range, as in Belkhale et al. (RA-L 2021). A task with `at_step` picks the payload up
+mid-flight. The cable is a rigid point-to-point constraint (a massless rod with a ball joint at
+the body), so the payload swings freely. The payload is not observed: like a real drone's state
+estimate, the observation covers the vehicle only, and the controller must adapt to the load.
+
+Physical constants are the Crazyflie 2.x ("cf2x") values used by gym-pybullet-drones
+(Panerati et al., IROS 2021, assets/cf2x.urdf), from Förster's system identification of the
+Crazyflie 2.0 (ETH Zürich, 2015): mass 27 g, arm 39.7 mm, thrust coefficient kf = 3.16e-10 N/rpm²,
+torque coefficient km = 7.94e-12 N·m/rpm², thrust-to-weight 2.25, inertia diag(1.4e-5, 1.4e-5, 2.17e-5) kg·m².
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
+
+from robots.base import RobotEnv, Task, silenced_output
+from robots.references import REFERENCES, reference
+
+with silenced_output():  # pybullet prints a banner on import
+    import pybullet
+    from pybullet_utils.bullet_client import BulletClient
+
+GRAVITY = 9.81
+MASS = 0.027
+ARM = 0.0397
+KF = 3.16e-10
+KM = 7.94e-12
+THRUST_TO_WEIGHT = 2.25
+INERTIA = (1.4e-5, 1.4e-5, 2.17e-5)
+MAX_RPM = math.sqrt(THRUST_TO_WEIGHT * MASS * GRAVITY / (4 * KF))
+# Rotors in an X: positions in the body frame, and spin directions (sign of the yaw reaction torque).
+ROTOR_XY = ARM / math.sqrt(2) * np.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
+ROTOR_SPIN = np.array([1.0, -1.0, 1.0, -1.0])
+
+PHYSICS_HZ = 240
+CONTROL_HZ = 48
+
+# Reward and termination.
+CTRL_COST_WEIGHT = 0.01
+MIN_ALTITUDE = 0.05
+MIN_COS_TILT = 0.5  # terminate beyond 60 degrees of tilt
+MAX_TRACKING_ERROR = 2.0
+
+# Observation layout: position error to the reference (3), altitude (1), velocity (3),
+# rotation matrix body->world, row-major (9), body angular velocity (3), reference velocity (3).
+OBS_POS_ERR = slice(0, 3)
+OBS_Z = 3
+OBS_VEL = slice(4, 7)
+OBS_ROT = slice(7, 16)
+OBS_R22 = 15  # world-z component of the body z axis: the cosine of the tilt
+OBS_OMEGA = slice(16, 19)
+OBS_REF_VEL = slice(19, 22)
+OBS_DIM = 22
+
+MAX_PAYLOAD = 0.02
+CABLE_RANGE = (0.05, 1.0)
+TRAIN_MASS, TRAIN_CABLE = (0.002, 0.010), (0.10, 0.30)
+TEST_MASS, TEST_CABLE = (0.012, 0.016), (0.30, 0.40)
+NO_PAYLOAD_FRACTION = 0.2  # share of training tasks without a payload
+
+
+@dataclasses.dataclass(frozen=True)
+class PayloadTask(Task):
+    """Payload mass in kg (0: none) and cable length in m."""
+
+    mass: float = 0.0
+    cable_length: float = 0.2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= float(self.mass) <= MAX_PAYLOAD:
+            raise ValueError(f"PayloadTask.mass must lie in [0, {MAX_PAYLOAD}] kg, got {self.mass!r}")
+        if not CABLE_RANGE[0] <= float(self.cable_length) <= CABLE_RANGE[1]:
+            raise ValueError(f"PayloadTask.cable_length must lie in {list(CABLE_RANGE)} m, got {self.cable_length!r}")
+
+    @property
+    def name(self) -> str:
+        if self.mass == 0.0:
+            return "no-payload"
+        suffix = f"-at{self.at_step}" if self.at_step is not None else ""
+        return f"payload-{1000 * self.mass:.1f}g-{100 * self.cable_length:.0f}cm{suffix}"
+
+    def nominal(self) -> PayloadTask:
+        return PayloadTask()
+
+
+def motor_command(thrust: float) -> float:
+    """The normalised motor command in [-1, 1] that makes one rotor produce `thrust` newtons."""
+    return 2.0 * math.sqrt(thrust / KF) / MAX_RPM - 1.0
+
+
+class QuadrotorEnv(RobotEnv):
+    """Quadrotor tracking a reference; action = four normalised motor speeds in [-1, 1].
+
+    Physics runs at 240 Hz, control at 48 Hz (5 substeps per step).
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": CONTROL_HZ}
+    task_type: ClassVar[type[Task]] = PayloadTask
+    named_tasks: ClassVar[dict[str, Task]] = {
+        "no-payload": PayloadTask(),
+        "light-payload": PayloadTask(mass=0.005, cable_length=0.2),
+        "heavy-payload": PayloadTask(mass=0.014, cable_length=0.35),
+        "pickup": PayloadTask(mass=0.010, cable_length=0.25, at_step=2 * CONTROL_HZ),
+    }
+
+    def __init__(
+        self,
+        episode_length: int = 10 * CONTROL_HZ,
+        task: Task | dict[str, Any] | str | None = None,
+        reference: str = "figure8",
+        init_noise_scale: float = 0.05,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__(episode_length, task)
+        if reference not in REFERENCES:
+            raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
+        self.reference = reference
+        self.init_noise_scale = init_noise_scale
+        self.render_mode = render_mode
+        self.dt = 1.0 / CONTROL_HZ
+        self.substeps = PHYSICS_HZ // CONTROL_HZ
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(OBS_DIM,), dtype=np.float64)
+        with silenced_output():  # and another on connect
+            self._client = BulletClient(connection_mode=pybullet.DIRECT)
+        self._drone = -1
+        self._payload: tuple[int, int] | None = None  # (body, constraint)
+        self._last_thrust = 0.0
+
+    # ----- simulation --------------------------------------------------------------------------
+    def _reset_sim(self) -> None:
+        p = self._client
+        p.resetSimulation()
+        p.setGravity(0, 0, -GRAVITY)
+        p.setTimeStep(1.0 / PHYSICS_HZ)
+        p.createMultiBody(0, p.createCollisionShape(pybullet.GEOM_PLANE))
+        s = self.init_noise_scale
+        pos, vel = reference(self.reference, 0.0)
+        pos = pos + self.np_random.uniform(-s, s, 3)
+        roll, pitch = self.np_random.uniform(-s, s, 2)
+        body = p.createCollisionShape(pybullet.GEOM_BOX, halfExtents=[0.05, 0.05, 0.015])
+        self._drone = p.createMultiBody(MASS, body, basePosition=pos.tolist(),
+                                        baseOrientation=p.getQuaternionFromEuler([roll, pitch, 0.0]))
+        p.changeDynamics(self._drone, -1, localInertiaDiagonal=INERTIA, linearDamping=0.0, angularDamping=0.0)
+        p.resetBaseVelocity(self._drone, (vel + self.np_random.uniform(-s, s, 3)).tolist(), [0.0, 0.0, 0.0])
+        self._payload = None
+        self._last_thrust = 0.0
+
+    def _apply_task(self, task: PayloadTask) -> None:
+        p = self._client
+        if self._payload is not None:
+            body, constraint = self._payload
+            p.removeConstraint(constraint)
+            p.removeBody(body)
+            self._payload = None
+        if task.mass == 0.0:
+            return
+        pos, orn = p.getBasePositionAndOrientation(self._drone)
+        lin_vel, _ = p.getBaseVelocity(self._drone)
+        shape = p.createCollisionShape(pybullet.GEOM_SPHERE, radius=0.01)
+        body = p.createMultiBody(task.mass, shape, basePosition=[pos[0], pos[1], pos[2] - task.cable_length])
+        p.changeDynamics(body, -1, linearDamping=0.0, angularDamping=0.0)
+        p.resetBaseVelocity(body, lin_vel, [0.0, 0.0, 0.0])
+        p.setCollisionFilterPair(self._drone, body, -1, -1, 0)
+        constraint = p.createConstraint(self._drone, -1, body, -1, pybullet.JOINT_POINT2POINT, [0, 0, 0],
+                                        [0, 0, 0], [0, 0, task.cable_length])
+        p.changeConstraint(constraint, maxForce=100.0)
+        self._payload = (body, constraint)
+
+    def _step_sim(self, action: np.ndarray) -> None:
+        p = self._client
+        rpm = (action + 1.0) / 2.0 * MAX_RPM
+        thrust = KF * rpm**2
+        body_torque = np.array([
+            ROTOR_XY[:, 1] @ thrust,
+            -ROTOR_XY[:, 0] @ thrust,
+            ROTOR_SPIN @ (KM * rpm**2),
+        ])
+        for _ in range(self.substeps):
+            pos, orn = p.getBasePositionAndOrientation(self._drone)
+            rot = np.reshape(p.getMatrixFromQuaternion(orn), (3, 3))
+            p.applyExternalForce(self._drone, -1, (rot[:, 2] * thrust.sum()).tolist(), pos, pybullet.WORLD_FRAME)
+            p.applyExternalTorque(self._drone, -1, (rot @ body_torque).tolist(), pybullet.WORLD_FRAME)
+            p.stepSimulation()
+        self._last_thrust = float(thrust.sum())
+
+    def _observe(self) -> np.ndarray:
+        p = self._client
+        pos, orn = p.getBasePositionAndOrientation(self._drone)
+        vel, omega = p.getBaseVelocity(self._drone)
+        rot = np.reshape(p.getMatrixFromQuaternion(orn), (3, 3))
+        ref_pos, ref_vel = reference(self.reference, self._step * self.dt)
+        return np.concatenate([np.asarray(pos) - ref_pos, [pos[2]], vel, rot.ravel(), rot.T @ omega, ref_vel])
+
+    def payload_offset(self) -> np.ndarray | None:
+        """Payload position relative to the body (world frame), or None without a payload."""
+        if self._payload is None:
+            return None
+        p = self._client
+        body_pos = np.asarray(p.getBasePositionAndOrientation(self._drone)[0])
+        return np.asarray(p.getBasePositionAndOrientation(self._payload[0])[0]) - body_pos
+
+    def _metrics(self) -> dict[str, float]:
+        pos = self._client.getBasePositionAndOrientation(self._drone)[0]
+        ref_pos, _ = reference(self.reference, self._step * self.dt)
+        return {
+            "tracking_error": float(np.linalg.norm(np.asarray(pos) - ref_pos)),
+            "altitude": float(pos[2]),
+            "thrust": self._last_thrust,
+        }
+
+    # ----- reward, termination, tasks ----------------------------------------------------------
+    @staticmethod
+    def reward(obs: Any, action: Any, next_obs: Any) -> Any:
+        tracking_error = ((next_obs[:, OBS_POS_ERR] ** 2).sum(-1)) ** 0.5
+        return -tracking_error - CTRL_COST_WEIGHT * (action**2).sum(-1)
+
+    @staticmethod
+    def is_terminal(next_obs: Any) -> Any:
+        crashed = next_obs[:, OBS_Z] < MIN_ALTITUDE
+        flipped = next_obs[:, OBS_R22] < MIN_COS_TILT
+        lost = (next_obs[:, OBS_POS_ERR] ** 2).sum(-1) > MAX_TRACKING_ERROR**2
+        finite = (abs(next_obs) < float("inf")).all(-1)
+        return crashed | flipped | lost | ~finite
+
+    @classmethod
+    def _sample_tasks(cls, n: int, split: str, rng: np.random.Generator) -> list[Task]:
+        mass_range, cable_range = (TRAIN_MASS, TRAIN_CABLE) if split == "train" else (TEST_MASS, TEST_CABLE)
+        tasks: list[Task] = []
+        for _ in range(n):
+            mass, cable = float(rng.uniform(*mass_range)), float(rng.uniform(*cable_range))
+            if split == "train" and rng.random() < NO_PAYLOAD_FRACTION:
+                mass = 0.0
+            tasks.append(PayloadTask(mass=round(mass, 4), cable_length=round(cable, 3)))
+        return tasks
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        p = self._client
+        target = p.getBasePositionAndOrientation(self._drone)[0]
+        view = p.computeViewMatrixFromYawPitchRoll(target, 1.0, 30, -20, 0, 2)
+        proj = p.computeProjectionMatrixFOV(60, 4 / 3, 0.05, 20)
+        _, _, rgba, _, _ = p.getCameraImage(320, 240, view, proj, renderer=pybullet.ER_TINY_RENDERER)
+        return np.asarray(rgba, dtype=np.uint8).reshape(240, 320, 4)[..., :3]
+
+    def close(self) -> None:
+        if getattr(self, "_client", None) is not None:
+            self._client.disconnect()
+            self._client = None

@@ -1,0 +1,72 @@
+"""The ant's legs break the way the task says."""
+
+import numpy as np
+import pytest
+
+from controllers.scripted import AntTrot
+from robots.ant import AntEnv, AntTask
+from robots.rollout import rollout
+
+
+def joint_torques(env):
+    """Actuator torque on each of the 8 leg joints (the dofs after the 6 of the free joint)."""
+    return env.data.qfrc_actuator[6:].copy()
+
+
+@pytest.mark.parametrize("leg", range(4))
+def test_a_broken_leg_gets_zero_torque_and_the_others_do_not(leg):
+    env = AntEnv(task=AntTask(broken_leg=leg))
+    env.reset(seed=0)
+    env.step(np.full(8, 0.7))
+    torque = joint_torques(env)
+    broken = np.zeros(8, bool)
+    broken[2 * leg : 2 * leg + 2] = True
+    np.testing.assert_array_equal(torque[broken], 0.0)
+    np.testing.assert_allclose(torque[~broken], 0.7 * 150)  # gear 150, full strength
+
+
+def test_a_weak_leg_delivers_its_fraction():
+    env = AntEnv(task=AntTask(broken_leg=2, strength=0.25))
+    env.reset(seed=0)
+    env.step(np.full(8, -0.4))
+    np.testing.assert_allclose(joint_torques(env)[4:6], 0.25 * -0.4 * 150)
+
+
+def test_a_leg_breaks_mid_episode_on_schedule_and_on_demand():
+    env = AntEnv(task=AntTask(broken_leg=1, at_step=3))
+    env.reset(seed=0)
+    torques = []
+    for _ in range(5):
+        env.step(np.full(8, 0.5))
+        torques.append(joint_torques(env)[2:4])
+    assert all(np.all(t != 0) for t in torques[:3]) and all(np.all(t == 0) for t in torques[3:])
+    env.set_task(AntTask())  # repaired on the next step
+    env.step(np.full(8, 0.5))
+    assert np.all(joint_torques(env)[2:4] != 0)
+
+
+@pytest.mark.parametrize("leg", range(4))
+def test_a_broken_leg_walks_less_far_under_the_same_gait(leg):
+    # From the same start (no reset noise): the open-loop gait is chaotic under perturbations.
+    def distance(task):
+        env = AntEnv(task=task, reset_noise_scale=0.0)
+        episode = rollout(env, AntTrot(env.observation_space, env.action_space), seed=0, max_steps=200)
+        return episode.infos[-1]["x_position"]
+
+    healthy = distance(AntTask())
+    assert healthy > 4.0, "the trot should carry a healthy ant forward (4.66 m in 10 s)"
+    assert distance(AntTask(broken_leg=leg)) < healthy - 1.0
+
+
+def test_splits_keep_the_test_leg_unseen():
+    rng = np.random.default_rng(0)
+    train = {t.broken_leg for t in AntEnv.sample_tasks(200, "train", rng)}
+    test = {t.broken_leg for t in AntEnv.sample_tasks(50, "test", rng)}
+    assert train == {None, 0, 1, 2} and test == {3}
+
+
+def test_bad_leg_values_are_rejected_by_field():
+    with pytest.raises(ValueError, match="broken_leg must be None or one of 0..3"):
+        AntTask(broken_leg=4)
+    with pytest.raises(ValueError, match=r"strength must lie in \[0, 1\]"):
+        AntTask(broken_leg=0, strength=1.5)
