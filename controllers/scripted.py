@@ -51,26 +51,34 @@ class AntTrot(Controller):
 
 
 class QuadrotorPD(Controller):
-    """Geometric PD tracking controller (after Lee, Leok & McClamroch, CDC 2010) for the quadrotor.
+    """Geometric PID tracking controller (after Lee, Leok & McClamroch, CDC 2010) for the quadrotor.
 
-    Assumes the vehicle's nominal mass: with a payload it sags below the reference, which is what
-    adaptation should fix.
+    Assumes the vehicle's nominal mass. Without integral action (`ki=0`, the default) a payload
+    makes it sag below the reference, which is what adaptation should fix; with `ki > 0` the
+    integral slowly takes up the payload's weight.
     """
 
     def __init__(self, observation_space: spaces.Box, action_space: spaces.Box, kp: float = 6.0,
-                 kd: float = 4.0, k_att: float = 400.0, k_rate: float = 32.0, mass: float = quad.MASS) -> None:
+                 kd: float = 4.0, ki: float = 0.0, k_att: float = 400.0, k_rate: float = 32.0,
+                 mass: float = quad.MASS) -> None:
         super().__init__(observation_space, action_space)
-        self.kp, self.kd, self.k_att, self.k_rate, self.mass = kp, kd, k_att, k_rate, mass
+        self.kp, self.kd, self.ki, self.k_att, self.k_rate, self.mass = kp, kd, ki, k_att, k_rate, mass
+        self.integral = np.zeros(3)
         # Rotor thrusts -> (collective thrust, body torques x, y, z).
         yaw_per_thrust = quad.ROTOR_SPIN * quad.KM / quad.KF
         self.mix = np.stack([np.ones(4), quad.ROTOR_XY[:, 1], -quad.ROTOR_XY[:, 0], yaw_per_thrust])
         self.max_thrust = quad.KF * quad.MAX_RPM**2
 
+    def reset(self, obs: np.ndarray, new_task: bool = True) -> None:
+        self.integral = np.zeros(3)
+
     def _act(self, obs: np.ndarray) -> np.ndarray:
         pos_err, vel = obs[quad.OBS_POS_ERR], obs[quad.OBS_VEL]
         rot = obs[quad.OBS_ROT].reshape(3, 3)
         omega, ref_vel = obs[quad.OBS_OMEGA], obs[quad.OBS_REF_VEL]
-        force = self.mass * (-self.kp * pos_err + self.kd * (ref_vel - vel) + np.array([0.0, 0.0, quad.GRAVITY]))
+        self.integral = np.clip(self.integral + pos_err / quad.CONTROL_HZ, -2.0, 2.0)
+        accel = -self.kp * pos_err - self.ki * self.integral + self.kd * (ref_vel - vel)
+        force = self.mass * (accel + np.array([0.0, 0.0, quad.GRAVITY]))
         collective = float(force @ rot[:, 2])
         z_des = force / np.linalg.norm(force)
         y_des = np.cross(z_des, [1.0, 0.0, 0.0])
@@ -81,3 +89,21 @@ class QuadrotorPD(Controller):
         torque = np.asarray(quad.INERTIA) * (-self.k_att * e_rot - self.k_rate * omega)
         thrusts = np.clip(np.linalg.solve(self.mix, np.concatenate([[collective], torque])), 0.0, self.max_thrust)
         return np.array([quad.motor_command(t) for t in thrusts])
+
+
+class NoisyController(Controller):
+    """Another controller's actions plus Gaussian noise: exploration for data collection."""
+
+    def __init__(self, base: Controller, noise_std: float, seed: int = 0) -> None:
+        super().__init__(base.observation_space, base.action_space)
+        self.base, self.noise_std = base, noise_std
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self, obs: np.ndarray, new_task: bool = True) -> None:
+        self.base.reset(obs, new_task)
+
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        return self.base.act(obs) + self.noise_std * self.rng.standard_normal(self.action_space.shape)
+
+    def observe(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray, done: bool) -> None:
+        self.base.observe(obs, action, reward, next_obs, done)

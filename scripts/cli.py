@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -46,6 +47,38 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+PRESETS = Path(__file__).resolve().parents[1] / "mbmeta" / "presets"
+
+
+def resolve_config(name: str) -> Path:
+    """A YAML path, or the name of a preset shipped in mbmeta/presets."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return path
+    preset = PRESETS / f"{name}.yaml"
+    if not preset.exists():
+        names = sorted(p.stem for p in PRESETS.glob("*.yaml"))
+        raise ValueError(f"{name!r} is neither a YAML file nor a preset; presets are {names}")
+    return preset
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from controllers.collection import collection_policy
+    from mbmeta.config import load_yaml
+    from mbmeta.grbal import TrainConfig, train
+
+    path = resolve_config(args.config)
+    config = load_yaml(TrainConfig, path)
+    if args.seed is not None:
+        config = dataclasses.replace(config, seed=args.seed)
+    run_dir = Path(args.run_dir or Path("runs") / f"{path.stem}-seed{config.seed}")
+    checkpoint = train(config, run_dir, collection_policy, resume=not args.no_resume)
+    print(f"checkpoint: {checkpoint}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="mbmeta", description="Model-based meta-learned adaptive control of robots.",
                                   epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,6 +92,15 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--steps", type=int, default=None, help="cap on steps per episode (default: the robot's)")
     run.add_argument("--seed", type=int, default=0)
     run.set_defaults(func=cmd_run)
+
+    tr = sub.add_parser("train", help="train a dynamics model (GrBAL or the non-adaptive baseline)",
+                        epilog="examples:\n  mbmeta train ant_grbal\n  mbmeta train my_config.yaml --seed 3",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    tr.add_argument("config", help="a YAML config, or a preset name: ant_grbal, ant_mb, quadrotor_grbal, ...")
+    tr.add_argument("--run-dir", help="where checkpoints and logs go (default runs/<config>-seed<seed>)")
+    tr.add_argument("--seed", type=int, default=None, help="overrides the config's seed")
+    tr.add_argument("--no-resume", action="store_true", help="start over even if the run directory has a checkpoint")
+    tr.set_defaults(func=cmd_train)
     return top
 
 

@@ -1,0 +1,26 @@
+"""Which policy collects training data in each GrBAL iteration."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from controllers.base import Controller
+from controllers.scripted import NoisyController, QuadrotorPD, RandomController
+from mbmeta.model import DynamicsModel, Params
+from robots.base import RobotEnv
+from robots.quadrotor import QuadrotorEnv
+
+
+def exploration_policy(env: RobotEnv, rng: np.random.Generator) -> Controller:
+    """First-iteration data: uniform random actions for the ant; for the quadrotor, whose random
+    motor commands crash it within a few steps, a PID tracking controller with action noise."""
+    seed = int(rng.integers(2**31))
+    if isinstance(env, QuadrotorEnv):
+        return NoisyController(QuadrotorPD(env.observation_space, env.action_space, ki=4.0), 0.1, seed=seed)
+    return RandomController(env.observation_space, env.action_space, seed=seed)
+
+
+def collection_policy(iteration: int, env: RobotEnv, model: DynamicsModel, step_sizes: Params,
+                      rng: np.random.Generator) -> Controller:
+    """The policy for GrBAL's data-collection step (a `mbmeta.grbal.PolicyFactory`)."""
+    return exploration_policy(env, rng)

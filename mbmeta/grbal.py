@@ -1,0 +1,139 @@
+"""The GrBAL training loop: collect experience on training tasks, meta-train the model, repeat.
+
+Each iteration draws training tasks, runs one episode per task with the policy that
+`make_policy` returns for that iteration (random actions first; the adaptive MPC controller once it
+is trained, wired in by the caller: the learning core does not import controllers), appends the
+episodes to the store and runs `train_steps_per_iteration` meta-updates. After every iteration the
+data and an atomic checkpoint are written; `train(..., resume=True)` continues from the last one.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+import robots
+from mbmeta.checkpoint import load_checkpoint, save_checkpoint
+from mbmeta.config import from_dict, to_dict
+from mbmeta.data import TransitionStore, WindowSampler
+from mbmeta.maml import MetaConfig, MetaTrainer
+from mbmeta.model import DynamicsModel, ModelConfig, Params
+from robots.rollout import Agent, rollout
+
+CHECKPOINT_FORMAT = "mbmeta.dynamics/1"
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    robot: str = "ant"
+    seed: int = 0
+    iterations: int = 5
+    episodes_per_iteration: int = 8
+    episode_length: int = 200
+    train_steps_per_iteration: int = 500
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    meta: MetaConfig = dataclasses.field(default_factory=MetaConfig)
+
+    def __post_init__(self) -> None:
+        if self.robot not in robots.ROBOTS:
+            raise ValueError(f"robot must be one of {sorted(robots.ROBOTS)}, got {self.robot!r}")
+
+
+#: make_policy(iteration, env, model, step_sizes, rng) -> the agent that collects this iteration's data.
+PolicyFactory = Callable[[int, robots.RobotEnv, DynamicsModel, Params, np.random.Generator], Agent]
+
+
+def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, resume: bool = True,
+          progress: bool = True) -> Path:
+    """Run (or continue) GrBAL training in `run_dir`; returns the checkpoint path."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path, data_path = run_dir / "checkpoint.pt", run_dir / "data.npz"
+    env = robots.make(config.robot, episode_length=config.episode_length)
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    model = DynamicsModel(obs_dim, act_dim, config.model)
+    total = config.iterations * config.train_steps_per_iteration
+    trainer = MetaTrainer(model, config.meta, total_steps=total)
+    store = TransitionStore(obs_dim, act_dim)
+    log: list[dict[str, Any]] = []
+    start = 0
+    if resume and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        if state["train_config"] != to_dict(config):
+            raise ValueError(f"{run_dir} holds a run with another config; use a new run directory or --no-resume")
+        model.load_state_dict(state["model"])
+        trainer.load_state_dict(state["trainer"])
+        store = TransitionStore.load(data_path)
+        store.truncate(state["transitions"])  # data written after the checkpoint belongs to a lost iteration
+        rng.bit_generator.state = state["rng"]["numpy"]
+        torch.set_rng_state(state["rng"]["torch"])
+        log, start = state["log"], state["iteration"]
+    sampler = WindowSampler(store, config.meta.k, config.meta.K)
+    steps = config.train_steps_per_iteration
+    bar = tqdm(desc=f"train {config.robot}", unit="step", disable=not progress, initial=start * steps,
+               total=config.iterations * steps)
+    for iteration in range(start, config.iterations):
+        policy = make_policy(iteration, env, model, dict(trainer.step_sizes), rng)
+        returns = []
+        for task in env.sample_tasks(config.episodes_per_iteration, "train", rng):
+            env.set_task(task)
+            episode = rollout(env, policy, seed=int(rng.integers(2**31)))
+            store.add_episode(episode.observations, episode.actions, episode.tasks)
+            returns.append(episode.total_reward)
+        if iteration == 0:
+            model.fit_normalizer(store.obs, store.actions, store.next_obs)
+        losses = []
+        for step in range(steps):
+            losses.append(trainer.step(sampler.sample(config.meta.meta_batch_size, rng)))
+            bar.update()
+            if step % 50 == 0:
+                bar.set_postfix(iteration=iteration, loss=f"{np.mean(losses[-50:]):.4f}",
+                                ret=f"{np.mean(returns):.1f}")
+        log.append({"iteration": iteration, "transitions": len(store), "mean_return": float(np.mean(returns)),
+                    "loss_first": losses[0], "loss_last": float(np.mean(losses[-20:]))})
+        store.save(data_path)
+        save_checkpoint(ckpt_path, {
+            "format": CHECKPOINT_FORMAT, "obs_dim": obs_dim, "act_dim": act_dim, "train_config": to_dict(config),
+            "model": model.state_dict(), "trainer": trainer.state_dict(), "iteration": iteration + 1,
+            "transitions": len(store), "log": log,
+            "rng": {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()},
+        })
+        write_csv(run_dir / "log.csv", log)
+    bar.close()
+    return ckpt_path
+
+
+def load_model(path: str | Path) -> tuple[DynamicsModel, Params, TrainConfig]:
+    """The trained model, its inner step sizes α, and the config it was trained with."""
+    state = load_checkpoint(path)
+    if state["format"] != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} holds a {state['format']!r} checkpoint, not a dynamics model")
+    config = from_dict(TrainConfig, state["train_config"], where=str(path))
+    model = DynamicsModel(state["obs_dim"], state["act_dim"], config.model)
+    model.load_state_dict(state["model"])
+    model.requires_grad_(False)
+    return model, state["trainer"]["step_sizes"], config
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rewrite the whole log atomically (it is small)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(buf.getvalue())
+    os.replace(tmp, path)
