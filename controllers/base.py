@@ -44,6 +44,10 @@ class Controller(abc.ABC):
     ) -> None:
         """Record the transition that followed the last action."""
 
+    def fallback_action(self, steps_since_plan: int = 1) -> np.ndarray | None:
+        """An action to send if `act` misses its deadline (e.g. the next step of the last plan), or None."""
+        return None
+
     def info(self) -> dict[str, Any]:
         """Counters worth reporting (adaptation fallbacks, planner iterations, ...)."""
         return {}

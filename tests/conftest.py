@@ -24,3 +24,9 @@ def random_episode(env, seed, steps):
         if terminated or truncated:
             break
     return np.array(observations), np.array(actions), np.array(rewards), np.array(terms)
+
+
+# The CUDA kernels are tested on Numba's CUDA simulator, which must be chosen before numba.cuda loads.
+import os  # noqa: E402
+
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")

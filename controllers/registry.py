@@ -1,0 +1,81 @@
+"""Controllers built by name from a YAML-loadable config, so swapping one for another is one line.
+
+    controller: cem_adaptive          # or cem_mpc, mppi_adaptive, random, scripted, ...
+    checkpoint: runs/ant-grbal/checkpoint.pt
+    mpc: {planner: {population: 100, iterations: 4}, backend: auto}
+
+Model-based names are `<planner>_adaptive` (GrBAL: adapt every step, then plan) and `<planner>_mpc`
+(plan on the model as trained), for planners `rs` (random shooting), `cem` and `mppi`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from controllers.base import Controller
+from controllers.mpc import MPCConfig, MPCController
+from controllers.planners import PlannerConfig
+from controllers.scripted import AntTrot, QuadrotorPD, RandomController
+from mbmeta.grbal import load_model
+from robots.ant import AntEnv
+from robots.base import RobotEnv
+from robots.quadrotor import QuadrotorEnv
+
+PLANNER_NAMES = {"rs": "random", "cem": "cem", "mppi": "mppi"}
+
+# Per-robot defaults, sized for real time on 2 CPU cores (see benchmarks/planner_speed.py): iCEM-sized
+# populations, since the ant must act every 50 ms and the quadrotor every 20.8 ms.
+DEFAULT_MPC = {
+    "ant": MPCConfig(planner=PlannerConfig(horizon=15, population=100, iterations=4)),
+    "quadrotor": MPCConfig(planner=PlannerConfig(horizon=15, population=100, iterations=3)),
+}
+
+
+@dataclasses.dataclass
+class ControllerConfig:
+    controller: str = "cem_adaptive"
+    checkpoint: str | None = None  # a trained dynamics model, for the model-based controllers
+    mpc: MPCConfig | None = None  # None: the robot's default (DEFAULT_MPC)
+    seed: int = 0
+
+
+def _scripted(env: RobotEnv, config: ControllerConfig) -> Controller:
+    if isinstance(env, AntEnv):
+        return AntTrot(env.observation_space, env.action_space, dt=env.dt)
+    if isinstance(env, QuadrotorEnv):
+        return QuadrotorPD(env.observation_space, env.action_space)
+    raise ValueError(f"no scripted controller for {type(env).__name__}")
+
+
+def _model_based(planner: str, adaptive: bool) -> Callable[[RobotEnv, ControllerConfig], Controller]:
+    def build(env: RobotEnv, config: ControllerConfig) -> Controller:
+        if config.checkpoint is None:
+            raise ValueError(f"controller {config.controller!r} needs a checkpoint: a trained dynamics model "
+                             f"(mbmeta train ...)")
+        model, step_sizes, train_config = load_model(config.checkpoint)
+        if model.obs_dim != env.observation_space.shape[0] or model.act_dim != env.action_space.shape[0]:
+            raise ValueError(f"checkpoint {config.checkpoint} was trained on {train_config.robot}, whose "
+                             f"dimensions differ from {type(env).__name__}'s")
+        base = config.mpc if config.mpc is not None else DEFAULT_MPC.get(train_config.robot, MPCConfig())
+        mpc = dataclasses.replace(base, adapt=adaptive, seed=config.seed, k=train_config.meta.k,
+                                  inner_steps=max(1, train_config.meta.inner_steps),
+                                  planner=dataclasses.replace(base.planner, kind=PLANNER_NAMES[planner]))
+        return MPCController(env.observation_space, env.action_space, model, step_sizes, env.reward,
+                             env.is_terminal, mpc)
+    return build
+
+
+CONTROLLERS: dict[str, Callable[[RobotEnv, ControllerConfig], Controller]] = {
+    "random": lambda env, config: RandomController(env.observation_space, env.action_space, seed=config.seed),
+    "scripted": _scripted,
+    **{f"{p}_adaptive": _model_based(p, True) for p in PLANNER_NAMES},
+    **{f"{p}_mpc": _model_based(p, False) for p in PLANNER_NAMES},
+}
+
+
+def make_controller(config: ControllerConfig, env: RobotEnv) -> Controller:
+    """Build the controller `config.controller` for `env`."""
+    if config.controller not in CONTROLLERS:
+        raise ValueError(f"unknown controller {config.controller!r}; choose one of {sorted(CONTROLLERS)}")
+    return CONTROLLERS[config.controller](env, config)

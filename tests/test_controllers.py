@@ -1,0 +1,143 @@
+"""One contract for every registered controller; adaptive MPC adapts every step; the real-time loop."""
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import robots
+from controllers.base import Controller
+from controllers.collection import collection_policy
+from controllers.mpc import MPCConfig
+from controllers.planners import PlannerConfig
+from controllers.realtime import RobotIO, SimulatedRobot, run_loop
+from controllers.registry import CONTROLLERS, ControllerConfig, make_controller
+from mbmeta.grbal import TrainConfig, train
+from mbmeta.maml import MetaConfig
+from mbmeta.model import ModelConfig
+from robots.rollout import rollout
+
+SMALL_PLANNER = PlannerConfig(horizon=4, population=16, iterations=2)
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory):
+    """A tiny GrBAL model per robot, trained for a few seconds."""
+    paths = {}
+    for robot in robots.ROBOTS:
+        config = TrainConfig(robot=robot, iterations=1, episodes_per_iteration=4, episode_length=60,
+                             train_steps_per_iteration=20, model=ModelConfig(hidden=(16, 16)),
+                             meta=MetaConfig(meta_batch_size=4, K=5, inner_lr_mode="per_parameter"))
+        paths[robot] = str(train(config, tmp_path_factory.mktemp(robot), collection_policy, progress=False))
+    return paths
+
+
+def build(name, robot, checkpoints, backend="torch"):
+    env = robots.make(robot, episode_length=30)
+    config = ControllerConfig(controller=name, checkpoint=checkpoints[robot],
+                              mpc=MPCConfig(planner=SMALL_PLANNER, backend=backend))
+    return env, make_controller(config, env)
+
+
+@pytest.mark.parametrize("name", sorted(CONTROLLERS))
+def test_every_controller_keeps_the_contract(name, robot_name, checkpoints):
+    env, controller = build(name, robot_name, checkpoints)
+    assert isinstance(controller, Controller)
+    episode = rollout(env, controller, seed=0, max_steps=12)
+    low, high = env.action_space.low, env.action_space.high
+    assert episode.actions.shape == (episode.length, *env.action_space.shape)
+    assert np.all(np.isfinite(episode.actions)) and np.all(episode.actions >= low) and np.all(episode.actions <= high)
+    obs, _ = env.reset(seed=1)
+    controller.reset(obs, new_task=False)  # a new episode of the same task
+    bad = obs.copy()
+    bad[2] = np.nan
+    with pytest.raises(ValueError, match="observation must be finite"):
+        controller.act(bad)
+    with pytest.raises(ValueError, match="observation must have shape"):
+        controller.act(obs[:-1])
+
+
+def test_unknown_controller_and_missing_checkpoint_are_clear_errors():
+    env = robots.make("ant")
+    with pytest.raises(ValueError, match="unknown controller 'pid'; choose one of"):
+        make_controller(ControllerConfig(controller="pid"), env)
+    with pytest.raises(ValueError, match="needs a checkpoint"):
+        make_controller(ControllerConfig(controller="cem_adaptive"), env)
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_adaptive_mpc_adapts_every_step_and_plans_with_the_adapted_parameters(checkpoints, backend):
+    env, controller = build("cem_adaptive", "ant", checkpoints, backend=backend)
+    env.set_task("broken-leg-3")
+    planned_with = []
+    original = controller.rollout.set_params
+    controller.rollout.set_params = lambda params: (planned_with.append(params), original(params))
+    episode = rollout(env, controller, seed=0, max_steps=15)
+    k = controller.config.k
+    assert controller.adapter.adaptations == episode.length - k  # every step once k transitions exist
+    adapted = planned_with[1:]  # the first call is reset() installing the prior
+    assert len(adapted) == episode.length - k
+    assert adapted[-1] is controller.adapter.params and adapted[-1] is not controller.adapter.prior
+    prior_w0 = controller.adapter.prior["w0"]
+    assert all(not torch.equal(p["w0"], prior_w0) for p in adapted if p is not controller.adapter.prior)
+    _, plain = build("cem_mpc", "ant", checkpoints, backend=backend)
+    rollout(env, plain, seed=0, max_steps=15)
+    assert plain.adapter.adaptations == 0
+
+
+class Sleepy(Controller):
+    """Returns the step number as its action, but sleeps far past the deadline on chosen steps."""
+
+    def __init__(self, env, slow_steps, sleep_s):
+        super().__init__(env.observation_space, env.action_space)
+        self.calls, self.slow_steps, self.sleep_s = 0, slow_steps, sleep_s
+        self.observed = 0
+
+    def _act(self, obs):
+        step = self.calls
+        self.calls += 1
+        if step in self.slow_steps:
+            time.sleep(self.sleep_s)
+        return np.full(self.action_space.shape, 0.01 * step)
+
+    def observe(self, *args):
+        self.observed += 1
+
+    def fallback_action(self, steps_since_plan=1):
+        return np.full(self.action_space.shape, -0.5)
+
+
+def test_a_late_controller_gets_the_fallback_and_the_loop_keeps_its_rate():
+    env = robots.make("quadrotor", reference="hover")
+    controller = Sleepy(env, slow_steps={3}, sleep_s=0.12)
+    robot = SimulatedRobot(env, seed=0)
+    assert isinstance(robot, RobotIO)
+    rate, steps = 25.0, 15  # 40 ms period, 32 ms deadline
+    start = time.monotonic()
+    report = run_loop(controller, robot, rate, steps, safe_action=np.zeros(4))
+    elapsed = time.monotonic() - start
+    assert report.steps == steps
+    assert 3 in report.missed and 0 not in report.missed and steps - 1 not in report.missed
+    for step in report.missed:
+        np.testing.assert_array_equal(robot.actions[step], -0.5)  # the fallback, not a stale plan
+    assert max(report.latencies_ms) < 32 + 25, "no tick waited for the sleeping controller"
+    assert elapsed < 1.5 * steps / rate, "the loop kept its rate"
+    np.testing.assert_array_equal(robot.actions[-1], 0.0)  # the safe action at the end
+    assert controller.observed >= steps - len(report.missed) - 2  # transitions reported once it was free
+    assert "deadline misses" in report.summary()
+
+
+def test_ctrl_c_stops_the_loop_and_sends_the_safe_action():
+    class Interrupting(SimulatedRobot):
+        def send_action(self, action):
+            super().send_action(action)
+            if len(self.actions) == 5:
+                raise KeyboardInterrupt
+
+    env = robots.make("ant")
+    robot = Interrupting(env, seed=0)
+    controller = Sleepy(env, slow_steps=set(), sleep_s=0)
+    report = run_loop(controller, robot, 200.0, 50, safe_action=np.zeros(8))
+    assert report.interrupted and len(robot.actions) == 6
+    np.testing.assert_array_equal(robot.actions[-1], 0.0)
