@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--quick", action="store_true", help="part 1 only")
     args = parser.parse_args()
-    backends = ["torch", "numba"] + (["cuda"] if cuda_available() else [])
+    backends = ["torch", "numba"] + (["cuda"] if cuda_available(simulator_counts=False) else [])
     peak = matmul_gflops()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads); float32 matmul 2048x2048: {peak:.0f} GFLOP/s; "
@@ -112,7 +112,7 @@ def main() -> None:
 
 def rollouts_alone(repeats: int) -> None:
     print("\nPart 3: one rollout call alone, N candidates x H=15 (ant dimensions), median ms")
-    kinds = [TorchRollout, NumbaRollout] + ([CudaRollout] if cuda_available() else [])
+    kinds = [TorchRollout, NumbaRollout] + ([CudaRollout] if cuda_available(simulator_counts=False) else [])
     print("| model | N | " + " | ".join(k.__name__ for k in kinds) + " | torch / Numba |")
     print("|---|---|" + "---|" * len(kinds) + "---|")
     rng = np.random.default_rng(0)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from controllers.base import Controller
+from controllers.mpc import MPCController
+from controllers.registry import DEFAULT_MPC
 from controllers.scripted import NoisyController, QuadrotorPD, RandomController
 from mbmeta.model import DynamicsModel, Params
 from robots.base import RobotEnv
@@ -20,7 +24,13 @@ def exploration_policy(env: RobotEnv, rng: np.random.Generator) -> Controller:
     return RandomController(env.observation_space, env.action_space, seed=seed)
 
 
-def collection_policy(iteration: int, env: RobotEnv, model: DynamicsModel, step_sizes: Params,
+def collection_policy(iteration: int, env: RobotEnv, model: DynamicsModel, step_sizes: Params, adaptive: bool,
                       rng: np.random.Generator) -> Controller:
-    """The policy for GrBAL's data-collection step (a `mbmeta.grbal.PolicyFactory`)."""
-    return exploration_policy(env, rng)
+    """The policy for GrBAL's data-collection step (a `mbmeta.grbal.PolicyFactory`): exploration in the
+    first iteration, then CEM MPC on the current model, adaptive for GrBAL and not for the baseline."""
+    if iteration == 0:
+        return exploration_policy(env, rng)
+    robot = "quadrotor" if isinstance(env, QuadrotorEnv) else "ant"
+    config = dataclasses.replace(DEFAULT_MPC[robot], adapt=adaptive, seed=int(rng.integers(2**31)))
+    return MPCController(env.observation_space, env.action_space, model, step_sizes, env.reward, env.is_terminal,
+                         config)

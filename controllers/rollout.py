@@ -221,7 +221,10 @@ def _rollout_cuda(state, actions, flat, layout, in_mean, in_std, d_mean, d_std, 
             out[n, t + 1, i] = s[i]
 
 
-def cuda_available() -> bool:
+def cuda_available(simulator_counts: bool = True) -> bool:
+    """Whether the CUDA backend can run: a GPU, or Numba's CUDA simulator unless `simulator_counts=False`."""
+    if numba.config.ENABLE_CUDASIM:
+        return simulator_counts
     try:
         return cuda.is_available()
     except Exception:  # a broken driver counts as no GPU
@@ -234,7 +237,7 @@ def make_rollout(backend: Backend, model: DynamicsModel) -> TorchRollout | Numba
     if backend == "auto":
         if not fusable:
             backend = "torch"
-        elif cuda_available():
+        elif cuda_available(simulator_counts=False):  # the simulator is for tests, far too slow to plan with
             backend = "cuda"
         else:
             backend = "numba" if max(model.config.hidden) <= NUMBA_MAX_WIDTH else "torch"

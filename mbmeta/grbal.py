@@ -1,8 +1,8 @@
 """The GrBAL training loop: collect experience on training tasks, meta-train the model, repeat.
 
 Each iteration draws training tasks, runs one episode per task with the policy that
-`make_policy` returns for that iteration (random actions first; the adaptive MPC controller once it
-is trained, wired in by the caller: the learning core does not import controllers), appends the
+`make_policy` returns for that iteration (exploration first; then the current model's MPC
+controller, adaptive or not, wired in by the caller: the learning core does not import controllers), appends the
 episodes to the store and runs `train_steps_per_iteration` meta-updates. After every iteration the
 data and an atomic checkpoint are written; `train(..., resume=True)` continues from the last one.
 """
@@ -38,7 +38,8 @@ class TrainConfig:
     robot: str = "ant"
     seed: int = 0
     iterations: int = 5
-    episodes_per_iteration: int = 8
+    initial_episodes: int = 8  # exploration episodes of the first iteration
+    episodes_per_iteration: int = 8  # episodes of each later iteration (collected by the controller)
     episode_length: int = 200
     train_steps_per_iteration: int = 500
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -49,8 +50,9 @@ class TrainConfig:
             raise ValueError(f"robot must be one of {sorted(robots.ROBOTS)}, got {self.robot!r}")
 
 
-#: make_policy(iteration, env, model, step_sizes, rng) -> the agent that collects this iteration's data.
-PolicyFactory = Callable[[int, robots.RobotEnv, DynamicsModel, Params, np.random.Generator], Agent]
+#: make_policy(iteration, env, model, step_sizes, adaptive, rng) -> the agent that collects this
+#: iteration's data; `adaptive` is False for the non-adaptive baseline (inner_steps = 0).
+PolicyFactory = Callable[[int, robots.RobotEnv, DynamicsModel, Params, bool, np.random.Generator], Agent]
 
 
 def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, resume: bool = True,
@@ -85,9 +87,10 @@ def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, 
     bar = tqdm(desc=f"train {config.robot}", unit="step", disable=not progress, initial=start * steps,
                total=config.iterations * steps)
     for iteration in range(start, config.iterations):
-        policy = make_policy(iteration, env, model, dict(trainer.step_sizes), rng)
+        policy = make_policy(iteration, env, model, dict(trainer.step_sizes), config.meta.inner_steps > 0, rng)
         returns = []
-        for task in env.sample_tasks(config.episodes_per_iteration, "train", rng):
+        episodes = config.initial_episodes if iteration == 0 else config.episodes_per_iteration
+        for task in env.sample_tasks(episodes, "train", rng):
             env.set_task(task)
             episode = rollout(env, policy, seed=int(rng.integers(2**31)))
             store.add_episode(episode.observations, episode.actions, episode.tasks)

@@ -111,6 +111,7 @@ def test_fused_rollouts_equal_the_torch_rollout(model, backend):
 
 def test_backend_choice_and_clear_errors(model):
     assert isinstance(make_rollout("torch", model), TorchRollout)
+    assert not isinstance(make_rollout("auto", model), CudaRollout), "auto never plans on the CUDA simulator"
     with pytest.raises(ValueError, match="unknown rollout backend 'tpu'"):
         make_rollout("tpu", model)
     ensemble = DynamicsModel(6, 2, ModelConfig(hidden=(8,), ensemble_size=2))
