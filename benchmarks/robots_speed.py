@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 import robots
-from robots.quadrotor import GRAVITY, MASS, motor_command
+from robots.quadrotor import HOVER_COMMAND
 
 ACTIONS = {"ant": "uniform random", "quadrotor": "hover command ± 0.05"}
 
@@ -25,7 +25,7 @@ ACTIONS = {"ant": "uniform random", "quadrotor": "hover command ± 0.05"}
 def random_actions(name: str, env: robots.RobotEnv, rng: np.random.Generator, steps: int) -> np.ndarray:
     shape = (steps, *env.action_space.shape)
     if name == "quadrotor":
-        return motor_command(MASS * GRAVITY / 4) + rng.uniform(-0.05, 0.05, size=shape)
+        return HOVER_COMMAND + rng.uniform(-0.05, 0.05, size=shape)
     return rng.uniform(env.action_space.low, env.action_space.high, size=shape)
 
 

@@ -17,10 +17,13 @@ from robots.quadrotor import QuadrotorEnv
 
 def exploration_policy(env: RobotEnv, rng: np.random.Generator) -> Controller:
     """First-iteration data: uniform random actions for the ant; for the quadrotor, whose random
-    motor commands crash it within a few steps, a PID tracking controller with action noise."""
+    motor commands crash it within a few steps, a PID tracking controller with action noise whose
+    level each episode draws from 0.1 to 0.5 (the upper end reaches body rates near 12 rad/s and a few
+    near-flips, which a planner will otherwise explore on a model that has never seen them)."""
     seed = int(rng.integers(2**31))
     if isinstance(env, QuadrotorEnv):
-        return NoisyController(QuadrotorPD(env.observation_space, env.action_space, ki=4.0), 0.1, seed=seed)
+        pid = QuadrotorPD(env.observation_space, env.action_space, ki=4.0)
+        return NoisyController(pid, (0.1, 0.5), seed=seed)
     return RandomController(env.observation_space, env.action_space, seed=seed)
 
 

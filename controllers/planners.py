@@ -32,6 +32,7 @@ class PlannerConfig:
     keep_elite_fraction: float = 0.3  # elites carried into the next iteration (iCEM)
     momentum: float = 0.1  # mean <- momentum * old + (1 - momentum) * elite mean (mbrl-lib's alpha)
     initial_std: float = 0.5  # in units of half the action range
+    nominal_action: tuple[float, ...] | None = None  # the first guess without a warm start (default: mid-range)
     return_mean: bool = True  # return the final elite mean (mbrl-lib) instead of the best sample
     # MPPI
     temperature: float = 1.0  # lambda: lower is greedier
@@ -78,7 +79,11 @@ class Planner:
     def __init__(self, config: PlannerConfig, low: np.ndarray, high: np.ndarray, seed: int = 0) -> None:
         self.config = config
         self.low, self.high = np.asarray(low, np.float32), np.asarray(high, np.float32)
-        self.center, self.half_range = (self.low + self.high) / 2, (self.high - self.low) / 2
+        self.half_range = (self.high - self.low) / 2
+        self.center = (self.low + self.high) / 2 if config.nominal_action is None else np.asarray(
+            config.nominal_action, np.float32)
+        if self.center.shape != self.low.shape:
+            raise ValueError(f"planner.nominal_action needs {len(self.low)} values, got {len(self.center)}")
         self.rng = np.random.default_rng(seed)
         self.solution: np.ndarray | None = None  # (H, da), the last plan
         self.history: list[float] = []  # best return after each iteration of the last call
@@ -91,7 +96,7 @@ class Planner:
         self.solution = None
 
     def initial_mean(self) -> np.ndarray:
-        """The previous plan shifted one step (last action repeated), or the action-range centre."""
+        """The previous plan shifted one step (last action repeated), or the nominal action."""
         if self.config.warm_start and self.solution is not None:
             return np.concatenate([self.solution[1:], self.solution[-1:]], axis=0)
         return np.broadcast_to(self.center, self.shape).copy()

@@ -20,15 +20,18 @@ from controllers.scripted import AntTrot, QuadrotorPD, RandomController
 from mbmeta.grbal import load_model
 from robots.ant import AntEnv
 from robots.base import RobotEnv
-from robots.quadrotor import QuadrotorEnv
+from robots.quadrotor import HOVER_COMMAND, QuadrotorEnv
 
 PLANNER_NAMES = {"rs": "random", "cem": "cem", "mppi": "mppi"}
 
 # Per-robot defaults, sized for real time on 2 CPU cores (see benchmarks/planner_speed.py): iCEM-sized
 # populations, since the ant must act every 50 ms and the quadrotor every 20.8 ms.
+# The quadrotor starts from hover thrust and searches near it: mid-range commands drop it, and wide
+# differential thrust flips it within 0.1 s.
 DEFAULT_MPC = {
     "ant": MPCConfig(planner=PlannerConfig(horizon=15, population=100, iterations=4)),
-    "quadrotor": MPCConfig(planner=PlannerConfig(horizon=15, population=100, iterations=3)),
+    "quadrotor": MPCConfig(planner=PlannerConfig(horizon=15, population=100, iterations=3, initial_std=0.15,
+                                                 nominal_action=(HOVER_COMMAND,) * 4)),
 }
 
 

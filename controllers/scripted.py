@@ -92,14 +92,19 @@ class QuadrotorPD(Controller):
 
 
 class NoisyController(Controller):
-    """Another controller's actions plus Gaussian noise: exploration for data collection."""
+    """Another controller's actions plus Gaussian noise: exploration for data collection.
 
-    def __init__(self, base: Controller, noise_std: float, seed: int = 0) -> None:
+    `noise_std` is a fixed level, or a (low, high) range from which each episode draws its own.
+    """
+
+    def __init__(self, base: Controller, noise_std: float | tuple[float, float], seed: int = 0) -> None:
         super().__init__(base.observation_space, base.action_space)
-        self.base, self.noise_std = base, noise_std
+        self.base, self.noise_range = base, (noise_std, noise_std) if np.isscalar(noise_std) else noise_std
         self.rng = np.random.default_rng(seed)
+        self.noise_std = float(self.noise_range[0])
 
     def reset(self, obs: np.ndarray, new_task: bool = True) -> None:
+        self.noise_std = float(self.rng.uniform(*self.noise_range))
         self.base.reset(obs, new_task)
 
     def _act(self, obs: np.ndarray) -> np.ndarray:

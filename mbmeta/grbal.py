@@ -130,6 +130,18 @@ def load_model(path: str | Path) -> tuple[DynamicsModel, Params, TrainConfig]:
     return model, state["trainer"]["step_sizes"], config
 
 
+def export_model(checkpoint: str | Path, dest: str | Path) -> Path:
+    """A small, inference-only copy of a training checkpoint: model, step sizes α and config, no optimiser."""
+    state = load_checkpoint(checkpoint)
+    if state["format"] != CHECKPOINT_FORMAT:
+        raise ValueError(f"{checkpoint} holds a {state['format']!r} checkpoint, not a dynamics model")
+    slim = {key: state[key] for key in ("format", "obs_dim", "act_dim", "train_config", "model", "iteration",
+                                        "transitions", "log")}
+    slim["trainer"] = {"step_sizes": state["trainer"]["step_sizes"]}
+    save_checkpoint(dest, slim)
+    return Path(dest)
+
+
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     """Rewrite the whole log atomically (it is small)."""
     buf = io.StringIO()

@@ -1,5 +1,8 @@
 """A Crazyflie-class quadrotor carrying a payload on a cable (pybullet, DIRECT mode).
 
+Reward: a survival bonus of 2.5 per step without a crash, minus the distance to the reference,
+minus 0.01 |a|^2.
+
 The task is the payload: its mass and cable length (mass 0 = no payload). Training tasks carry
 light payloads on short cables; the test split carries heavier payloads on longer cables, outside
 the training range, as in Belkhale et al. (RA-L 2021). A task with `at_step` picks the payload up
@@ -44,8 +47,12 @@ ROTOR_SPIN = np.array([1.0, -1.0, 1.0, -1.0])
 PHYSICS_HZ = 240
 CONTROL_HZ = 48
 
-# Reward and termination.
+# Reward and termination. The survival bonus, paid for every step that does not end in a crash, makes
+# staying airborne always worth more than crashing (it exceeds the largest tracking error before
+# termination plus the largest control cost); without it every reward is negative and a crash, which
+# ends the losses, would be the best plan.
 CTRL_COST_WEIGHT = 0.01
+ALIVE_BONUS = 2.5
 MIN_ALTITUDE = 0.05
 MIN_COS_TILT = 0.5  # terminate beyond 60 degrees of tilt
 MAX_TRACKING_ERROR = 2.0
@@ -96,6 +103,10 @@ class PayloadTask(Task):
 def motor_command(thrust: float) -> float:
     """The normalised motor command in [-1, 1] that makes one rotor produce `thrust` newtons."""
     return 2.0 * math.sqrt(thrust / KF) / MAX_RPM - 1.0
+
+
+#: The motor command that holds the bare vehicle (no payload) in hover.
+HOVER_COMMAND = motor_command(MASS * GRAVITY / 4)
 
 
 class QuadrotorEnv(RobotEnv):
@@ -223,15 +234,12 @@ class QuadrotorEnv(RobotEnv):
     @staticmethod
     def reward(obs: Any, action: Any, next_obs: Any) -> Any:
         tracking_error = ((next_obs[:, OBS_POS_ERR] ** 2).sum(-1)) ** 0.5
-        return -tracking_error - CTRL_COST_WEIGHT * (action**2).sum(-1)
+        alive = ALIVE_BONUS * ~_crashed(next_obs)
+        return alive - tracking_error - CTRL_COST_WEIGHT * (action**2).sum(-1)
 
     @staticmethod
     def is_terminal(next_obs: Any) -> Any:
-        crashed = next_obs[:, OBS_Z] < MIN_ALTITUDE
-        flipped = next_obs[:, OBS_R22] < MIN_COS_TILT
-        lost = (next_obs[:, OBS_POS_ERR] ** 2).sum(-1) > MAX_TRACKING_ERROR**2
-        finite = (abs(next_obs) < float("inf")).all(-1)
-        return crashed | flipped | lost | ~finite
+        return _crashed(next_obs)
 
     @classmethod
     def _sample_tasks(cls, n: int, split: str, rng: np.random.Generator) -> list[Task]:
@@ -258,3 +266,12 @@ class QuadrotorEnv(RobotEnv):
         if getattr(self, "_client", None) is not None:
             self._client.disconnect()
             self._client = None
+
+
+def _crashed(obs: Any) -> Any:
+    """Below the minimum altitude, tilted past 60 degrees, lost (2 m off), or non-finite (numpy or torch)."""
+    crashed = obs[:, OBS_Z] < MIN_ALTITUDE
+    flipped = obs[:, OBS_R22] < MIN_COS_TILT
+    lost = (obs[:, OBS_POS_ERR] ** 2).sum(-1) > MAX_TRACKING_ERROR**2
+    finite = (abs(obs) < float("inf")).all(-1)
+    return crashed | flipped | lost | ~finite

@@ -1,8 +1,9 @@
-"""The `mbmeta` command line."""
+"""The `mbmeta` command line: run, train, compare, bench, eval-model, export."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,44 +11,18 @@ from pathlib import Path
 import numpy as np
 
 import robots
-from controllers.base import Controller
-from controllers.scripted import AntTrot, QuadrotorPD, RandomController
-from robots.base import RobotEnv
-from robots.rollout import rollout
-
-SCRIPTED = {"ant": AntTrot, "quadrotor": QuadrotorPD}
-CONTROLLERS = ("scripted", "random")
-
-EXAMPLES = """examples:
-  mbmeta run ant --task broken-leg-3
-  mbmeta run quadrotor --task heavy-payload --episodes 3 --seed 1
-  mbmeta run ant --controller random
-"""
-
-
-def build_controller(name: str, robot: str, env: RobotEnv, seed: int) -> Controller:
-    if name == "random":
-        return RandomController(env.observation_space, env.action_space, seed=seed)
-    return SCRIPTED[robot](env.observation_space, env.action_space)
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    env = robots.make(args.robot, task=args.task) if args.task else robots.make(args.robot)
-    controller = build_controller(args.controller, args.robot, env, args.seed)
-    returns = []
-    for episode in range(args.episodes):
-        result = rollout(env, controller, seed=args.seed + episode, max_steps=args.steps)
-        returns.append(result.total_reward)
-        end = "terminated" if result.terminated else "ran to the end"
-        print(f"{args.robot} | {args.controller} | task {env.task.name} | episode {episode} | "
-              f"return {result.total_reward:9.2f} | {result.length} steps ({end})")
-    if args.episodes > 1:
-        print(f"mean return {np.mean(returns):.2f} over {args.episodes} episodes")
-    env.close()
-    return 0
-
+from mbmeta.checkpoint import CheckpointError
+from scripts.common import CONTROLLER_CHOICES, build, make_env, timed_episode
 
 PRESETS = Path(__file__).resolve().parents[1] / "mbmeta" / "presets"
+RAW = argparse.RawDescriptionHelpFormatter
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (naming the fix), not a usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def resolve_config(name: str) -> Path:
@@ -62,9 +37,54 @@ def resolve_config(name: str) -> Path:
     return preset
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    import dataclasses
+def cmd_run(args: argparse.Namespace) -> int:
+    env = make_env(args.robot, args.task, episode_length=args.steps)
+    if args.break_leg_at is not None:
+        if env.task == env.task.nominal():
+            raise ValueError("--break-leg-at needs a task that changes the robot, e.g. --task broken-leg-3 "
+                             "(ant) or --task heavy-payload (quadrotor)")
+        env.set_task(dataclasses.replace(env.task, at_step=args.break_leg_at))
+    controller = build(args.robot, args.controller, env, args.checkpoint, args.seed)
+    frames = video_frames(env) if args.video else None
+    for episode in range(args.episodes):
+        result = timed_episode(env, controller, seed=args.seed + episode, new_task=episode == 0, frames=frames)
+        ep = result.episode
+        end = "terminated" if ep.terminated else "ran to the end"
+        print(f"{args.robot} | {args.controller} | task {env.task.name} | episode {episode} | return "
+              f"{ep.total_reward:9.2f} | {ep.length} steps ({end}) | {result.timing()}")
+    info = controller.info()
+    if info:
+        print("controller: " + ", ".join(f"{k} {v}" for k, v in info.items()))
+    if frames is not None and frames:
+        write_video(args.video, frames, fps=int(round(1 / env.dt)))
+    env.close()
+    return 0
 
+
+def video_frames(env: robots.RobotEnv) -> list[np.ndarray] | None:
+    """An empty frame list if this machine can render the robot, else None with the reason printed."""
+    env.render_mode = "rgb_array"
+    try:
+        env.reset(seed=0)
+        env.render()
+    except Exception as err:  # renderers fail in many ways without a display or GPU
+        print(f"mbmeta: no video: this machine cannot render {type(env).__name__} offscreen ({type(err).__name__}: "
+              f"{err}). MuJoCo needs an OpenGL backend: try MUJOCO_GL=egl or MUJOCO_GL=osmesa.", file=sys.stderr)
+        return None
+    return []
+
+
+def write_video(path: str, frames: list[np.ndarray], fps: int) -> None:
+    try:
+        import imageio.v2 as imageio
+    except ImportError:
+        print("mbmeta: no video written: install imageio with ffmpeg (pip install 'imageio[ffmpeg]')", file=sys.stderr)
+        return
+    imageio.mimwrite(path, frames, fps=fps)
+    print(f"video: {path} ({len(frames)} frames)")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
     from controllers.collection import collection_policy
     from mbmeta.config import load_yaml
     from mbmeta.grbal import TrainConfig, train
@@ -79,36 +99,113 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from mbmeta.grbal import export_model
+
+    dest = export_model(args.checkpoint, args.dest)
+    print(f"wrote {dest} ({dest.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from scripts.compare import DEFAULT_CONTROLLERS, CompareConfig, run_compare
+
+    controllers = args.controllers or DEFAULT_CONTROLLERS
+    unknown = [c for c in controllers if c not in CONTROLLER_CHOICES]
+    if unknown:
+        raise ValueError(f"unknown controller(s) {unknown}; choose from {CONTROLLER_CHOICES}")
+    quick = {"seeds": 2, "episode_length": {"ant": 200, "quadrotor": 240}[args.robot]} if args.quick else {}
+    config = CompareConfig(robot=args.robot, controllers=controllers, out=Path(args.out or f"results/{args.robot}"),
+                           seed=args.seed, seeds=quick.get("seeds", args.seeds),
+                           episode_length=quick.get("episode_length", args.episode_length))
+    out = run_compare(config)
+    print((out / "results.md").read_text())
+    print(f"wrote {out}/results.md, results.csv, returns.png, adaptation.png")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from benchmarks import meta_training_speed, planner_speed, robots_speed
+
+    for module, argv in [(robots_speed, []), (meta_training_speed, []),
+                         (planner_speed, ["--quick"] if args.quick else [])]:
+        print(f"\n## {module.__name__}\n", flush=True)
+        sys.argv = [module.__name__, *argv]
+        module.main()
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="mbmeta", description="Model-based meta-learned adaptive control of robots.",
-                                  epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = top.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run closed-loop episodes of a controller on a simulated robot",
-                         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("robot", choices=sorted(robots.ROBOTS))
-    run.add_argument("--controller", choices=CONTROLLERS, default="scripted")
-    run.add_argument("--task", help="a named task of the robot, e.g. broken-leg-3, heavy-payload")
+    top = Parser(prog="mbmeta", description="Model-based, meta-learned adaptive control of robots.",
+                                  epilog="run 'mbmeta <command> --help' for a command's options and examples",
+                                  formatter_class=RAW)
+    sub = top.add_subparsers(dest="command", required=True, metavar="command", parser_class=Parser)
+    names = ", ".join(robots.ROBOTS)
+
+    run = sub.add_parser("run", help="closed-loop episodes of a controller on a simulated robot", formatter_class=RAW,
+                         epilog="examples:\n  mbmeta run ant --controller adaptive --task broken-leg-3\n"
+                                "  mbmeta run ant --controller nonadaptive --task broken-leg-3 --break-leg-at 100\n"
+                                "  mbmeta run quadrotor --controller adaptive --task heavy-payload --episodes 3\n"
+                                "  mbmeta run ant --controller scripted --video ant.mp4")
+    run.add_argument("robot", choices=sorted(robots.ROBOTS), help=names)
+    run.add_argument("--controller", choices=CONTROLLER_CHOICES, default="adaptive", metavar="NAME",
+                     help=f"one of {', '.join(CONTROLLER_CHOICES)} (default adaptive = cem_adaptive)")
+    run.add_argument("--task", help="a named task, e.g. broken-leg-3, healthy, heavy-payload, pickup")
+    run.add_argument("--checkpoint", help="a trained model (default: the one shipped with mbmeta)")
     run.add_argument("--episodes", type=int, default=1)
-    run.add_argument("--steps", type=int, default=None, help="cap on steps per episode (default: the robot's)")
+    run.add_argument("--steps", type=int, help="episode length (default: the robot's)")
+    run.add_argument("--break-leg-at", type=int, metavar="STEP", help="apply the task's change at this step")
+    run.add_argument("--video", metavar="FILE.mp4", help="render offscreen to a video, where the machine can")
     run.add_argument("--seed", type=int, default=0)
     run.set_defaults(func=cmd_run)
 
     tr = sub.add_parser("train", help="train a dynamics model (GrBAL or the non-adaptive baseline)",
-                        epilog="examples:\n  mbmeta train ant_grbal\n  mbmeta train my_config.yaml --seed 3",
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    tr.add_argument("config", help="a YAML config, or a preset name: ant_grbal, ant_mb, quadrotor_grbal, ...")
+                        formatter_class=RAW, epilog="examples:\n  mbmeta train ant_grbal\n"
+                                                    "  mbmeta train my_config.yaml --seed 3 --run-dir runs/mine")
+    tr.add_argument("config", help="a YAML config, or a preset: ant_grbal, ant_mb, quadrotor_grbal, quadrotor_mb")
     tr.add_argument("--run-dir", help="where checkpoints and logs go (default runs/<config>-seed<seed>)")
-    tr.add_argument("--seed", type=int, default=None, help="overrides the config's seed")
+    tr.add_argument("--seed", type=int, help="overrides the config's seed")
     tr.add_argument("--no-resume", action="store_true", help="start over even if the run directory has a checkpoint")
     tr.set_defaults(func=cmd_train)
+
+    cmp = sub.add_parser("compare", help="every controller on held-out and training tasks: table and plots",
+                         formatter_class=RAW, epilog="examples:\n  mbmeta compare ant --quick\n"
+                                                     "  mbmeta compare quadrotor --seeds 5 --out results/quad")
+    cmp.add_argument("robot", choices=sorted(robots.ROBOTS), help=names)
+    cmp.add_argument("--controllers", nargs="+", metavar="NAME", help="default: adaptive nonadaptive scripted random")
+    cmp.add_argument("--seeds", type=int, default=3)
+    cmp.add_argument("--episode-length", type=int)
+    cmp.add_argument("--quick", action="store_true", help="2 seeds, short episodes: minutes on 2 cores")
+    cmp.add_argument("--out", help="output folder (default results/<robot>)")
+    cmp.add_argument("--seed", type=int, default=0)
+    cmp.set_defaults(func=cmd_compare)
+
+    bench = sub.add_parser("bench", help="robot, meta-training and planner speed benchmarks", formatter_class=RAW,
+                           epilog="examples:\n  mbmeta bench --quick")
+    bench.add_argument("--quick", action="store_true", help="skip the planner sweep")
+    bench.set_defaults(func=cmd_bench)
+
+    # Listed for --help; main() hands its arguments to scripts/eval_model.py, which has its own parser.
+    sub.add_parser("eval-model", help="held-out prediction error: non-adaptive vs prior vs adapted", add_help=False)
+
+    ex = sub.add_parser("export", help="write a small inference-only copy of a training checkpoint",
+                        formatter_class=RAW, epilog="example:\n  mbmeta export runs/ant_grbal/checkpoint.pt ant.pt")
+    ex.add_argument("checkpoint")
+    ex.add_argument("dest")
+    ex.set_defaults(func=cmd_export)
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv[:1] == ["eval-model"]:
+            from scripts import eval_model
+
+            return eval_model.main(argv[1:], prog="mbmeta eval-model")
+        args = parser().parse_args(argv)
         return args.func(args)
-    except ValueError as err:  # bad user input: one clear line, no traceback
+    except (ValueError, CheckpointError, FileNotFoundError) as err:  # bad input: one clear line, no traceback
         print(f"mbmeta: error: {err}", file=sys.stderr)
         return 2
 

@@ -70,8 +70,11 @@ def errors(model: DynamicsModel, windows: Windows, scale: torch.Tensor, adapted:
     return {"1-step": mean_se(sq[:, 0]), f"{sq.shape[1]}-step": mean_se(sq[:, -1])}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    example = ("example:\n  mbmeta eval-model --adaptive runs/ant_grbal/checkpoint.pt "
+               "--baseline runs/ant_mb/checkpoint.pt")
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__, epilog=example,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--adaptive", required=True, help="GrBAL checkpoint (meta-learned prior)")
     parser.add_argument("--baseline", required=True, help="non-adaptive (MB) checkpoint")
     parser.add_argument("--episodes", type=int, default=40)
@@ -79,12 +82,12 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=10)
     parser.add_argument("--max-windows", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=1000)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
     meta, step_sizes, config = load_model(args.adaptive)
     baseline, _, base_config = load_model(args.baseline)
     if base_config.robot != config.robot:
-        raise SystemExit(f"the checkpoints are for different robots: {config.robot} and {base_config.robot}")
+        raise ValueError(f"the checkpoints are for different robots: {config.robot} and {base_config.robot}")
     k = config.meta.k
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; robot {config.robot}; "
           f"{args.episodes} episodes per split, seed {args.seed}; k={k}, H={args.horizon}")
@@ -116,6 +119,7 @@ def main() -> None:
         for name, result in rows:
             print(f"| {name} | " + " | ".join(f"{m:.4f} ± {se:.4f}" for m, se in result.values()) + " |")
         print()
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,159 @@
+"""`mbmeta compare`: every controller on held-out and training tasks, several seeds; a table and plots.
+
+Writes to the output folder: results.csv (one row per episode), results.md (mean ± standard error
+per controller and task), returns.png (the same as bars) and adaptation.png (reward per step around
+the moment the dynamics change mid-episode: a leg breaks, a payload is picked up).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from robots import AntTask, PayloadTask
+from scripts.common import build, make_env, timed_episode
+
+# Held-out ("test") and training tasks compared per robot, by name; and the mid-episode change.
+TASKS = {
+    "ant": {"test": ["broken-leg-3"], "train": ["healthy", "broken-leg-0", "broken-leg-1", "broken-leg-2"]},
+    "quadrotor": {"test": ["heavy-payload"], "train": ["no-payload", "light-payload"]},
+}
+# Early enough that every controller is still going: the learned MPC controllers of the shipped
+# checkpoints often end an episode within a few seconds (see the README).
+CHANGE = {"ant": (AntTask(broken_leg=3, at_step=20), "leg 3 breaks"),
+          "quadrotor": (PayloadTask(mass=0.010, cable_length=0.25, at_step=24), "payload picked up")}
+DEFAULT_CONTROLLERS = ["adaptive", "nonadaptive", "scripted", "random"]
+
+
+@dataclasses.dataclass
+class CompareConfig:
+    robot: str
+    controllers: list[str]
+    seeds: int = 3
+    episode_length: int | None = None  # None: the robot's default
+    out: Path = Path("results")
+    seed: int = 0
+
+
+def run_compare(config: CompareConfig, progress: bool = True) -> Path:
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for split, tasks in TASKS[config.robot].items():
+        for task in tasks:
+            for name in config.controllers:
+                for s in range(config.seeds):
+                    seed = config.seed + s
+                    env = make_env(config.robot, task, episode_length=config.episode_length)
+                    result = timed_episode(env, build(config.robot, name, env, None, seed), seed=seed)
+                    rows.append({"robot": config.robot, "split": split, "task": task, "controller": name, "seed": seed,
+                                 "return": result.episode.total_reward, "steps": result.episode.length,
+                                 "terminated": result.episode.terminated,
+                                 "latency_p50_ms": float(np.median(result.latencies_ms))})
+                    if progress:
+                        print(f"  {split:5s} {task:15s} {name:12s} seed {seed}: return {rows[-1]['return']:9.2f} "
+                              f"({rows[-1]['steps']} steps)", flush=True)
+    write_rows(out / "results.csv", rows)
+    (out / "results.md").write_text(markdown_table(config, rows))
+    plot_returns(out / "returns.png", config, rows)
+    curves = adaptation_curves(config)
+    plot_adaptation(out / "adaptation.png", config, curves)
+    return out
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    values = np.asarray(values, dtype=float)
+    se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
+    return float(values.mean()), float(se)
+
+
+def markdown_table(config: CompareConfig, rows: list[dict]) -> str:
+    tasks = [(split, task) for split, names in TASKS[config.robot].items() for task in names]
+    lines = [f"Return per episode, mean ± standard error over {config.seeds} seeds; robot {config.robot}, "
+             f"episode length {config.episode_length or 'default'}; machine {platform.machine()}, "
+             f"{os.cpu_count()} cores.", "",
+             "| controller | " + " | ".join(f"{task} ({split})" for split, task in tasks) + " |",
+             "|---|" + "---|" * len(tasks)]
+    for name in config.controllers:
+        cells = []
+        for _, task in tasks:
+            m, se = mean_se([r["return"] for r in rows if r["controller"] == name and r["task"] == task])
+            cells.append(f"{m:.1f} ± {se:.1f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def adaptation_curves(config: CompareConfig) -> dict[str, np.ndarray]:
+    """Reward per step (mean over seeds) of the adaptive and non-adaptive controllers across the change."""
+    task, _ = CHANGE[config.robot]
+    curves = {}
+    for name in ("adaptive", "nonadaptive"):
+        runs = []
+        for s in range(config.seeds):
+            env = make_env(config.robot, task, episode_length=config.episode_length)
+            episode = timed_episode(env, build(config.robot, name, env, None, config.seed + s), seed=config.seed + s)
+            rewards = np.full(env.episode_length, np.nan)
+            rewards[: episode.episode.length] = episode.episode.rewards
+            runs.append(rewards)
+        runs = np.array(runs)
+        alive = ~np.isnan(runs).all(axis=0)  # steps that some seed reached
+        curves[name] = np.where(alive, np.nanmean(np.where(alive, runs, 0.0), axis=0), np.nan)
+    return curves
+
+
+def pyplot():  # noqa: ANN201 - matplotlib.pyplot, imported on demand with a file-only backend
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_returns(path: Path, config: CompareConfig, rows: list[dict]) -> None:
+    plt = pyplot()
+    tasks = [task for names in TASKS[config.robot].values() for task in names]
+    width = 0.8 / len(config.controllers)
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(tasks), 3.6))
+    for i, name in enumerate(config.controllers):
+        stats = [mean_se([r["return"] for r in rows if r["controller"] == name and r["task"] == t]) for t in tasks]
+        ax.bar(np.arange(len(tasks)) + i * width, [m for m, _ in stats], width, yerr=[se for _, se in stats],
+               label=name, capsize=2)
+    ax.set_xticks(np.arange(len(tasks)) + width * (len(config.controllers) - 1) / 2, tasks)
+    ax.set_ylabel("return per episode")
+    ax.set_title(f"{config.robot}: held-out task first; mean ± s.e. over {config.seeds} seeds")
+    save(fig, ax, path)
+
+
+def plot_adaptation(path: Path, config: CompareConfig, curves: dict[str, np.ndarray]) -> None:
+    plt = pyplot()
+    task, label = CHANGE[config.robot]
+    change = task.at_step
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    for name, curve in curves.items():  # NaN after an episode ended early: a gap in the line
+        ax.plot(np.arange(len(curve)), np.convolve(curve, np.ones(5) / 5, mode="same"), label=name)
+    ax.axvline(change, color="k", linestyle="--", linewidth=1)
+    ax.text(change, ax.get_ylim()[1], f" {label}", va="top", fontsize=8)
+    ax.set_xlabel("control step")
+    ax.set_ylabel("reward per step (5-step mean)")
+    ax.set_title(f"{config.robot}: adaptation around a mid-episode change, mean of {config.seeds} seeds")
+    save(fig, ax, path)
+
+
+def save(fig: object, ax: object, path: Path) -> None:
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)

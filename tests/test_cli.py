@@ -1,0 +1,55 @@
+"""The command line: help, clear one-line errors, and a closed-loop run on a shipped checkpoint."""
+
+import subprocess
+import sys
+
+import pytest
+
+from scripts.cli import main
+from scripts.common import shipped_checkpoint
+
+COMMANDS = ["run", "train", "compare", "bench", "eval-model", "export"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_examples(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "example" in capsys.readouterr().out
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "scripts.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_a_bad_config_key_is_one_clear_line_and_a_failure(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("robot: ant\nmodel:\n  hiden: [64]\n")
+    result = run_cli("train", str(config), "--run-dir", str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "unknown key(s) ['hiden']; valid keys are" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_bad_robot_name_lists_the_choices():
+    result = run_cli("run", "tank")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "invalid choice: 'tank' (choose from" in result.stderr and "'quadrotor'" in result.stderr
+
+
+def test_a_bad_task_and_a_missing_checkpoint_are_one_line_errors(tmp_path):
+    result = run_cli("run", "ant", "--task", "broken-leg-9")
+    assert result.returncode == 2 and result.stderr.startswith("mbmeta: error: unknown task 'broken-leg-9'")
+    result = run_cli("run", "ant", "--checkpoint", str(tmp_path / "none.pt"))
+    assert result.returncode == 2 and "no checkpoint at" in result.stderr
+
+
+@pytest.mark.parametrize("robot, task", [("ant", "broken-leg-3"), ("quadrotor", "heavy-payload")])
+def test_run_with_the_shipped_checkpoint_finishes_an_episode(robot, task):
+    assert shipped_checkpoint(robot, adaptive=True).exists()
+    result = run_cli("run", robot, "--controller", "adaptive", "--task", task, "--steps", "40")
+    assert result.returncode == 0, result.stderr
+    assert f"{robot} | adaptive | task " in result.stdout and "| episode 0 | return" in result.stdout
+    assert "latency p50" in result.stdout and "adaptations" in result.stdout
