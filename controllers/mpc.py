@@ -72,6 +72,22 @@ class MPCController(Controller):
                                      max_loss_ratio=config.max_loss_ratio)
         self.window: collections.deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = collections.deque(maxlen=config.k)
         self.plans = 0
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Run adaptation and planning once on a dummy state, so their one-time setup (autograd
+        transforms, kernel compilation) happens now and not at the first control step that needs it."""
+        obs = np.zeros((self.config.k, self.model.obs_dim), np.float32)
+        act = np.zeros((self.config.k, self.model.act_dim), np.float32)
+        rng_state = self.planner.rng.bit_generator.state  # the warm-up must not change what follows
+        if self.config.adapt:
+            self.rollout.set_params(self.adapter.adapt(obs, act, obs))
+        self.planner.plan(make_evaluate(self.rollout, self.reward, self.is_terminal, obs[0]))
+        self.planner.reset()
+        self.planner.rng.bit_generator.state = rng_state
+        self.adapter.reset()
+        self.adapter.adaptations = self.adapter.fallbacks = 0
+        self.rollout.set_params(self.adapter.prior)
 
     def reset(self, obs: np.ndarray, new_task: bool = True) -> None:
         self.planner.reset()
