@@ -80,7 +80,12 @@ def write_video(path: str, frames: list[np.ndarray], fps: int) -> None:
     except ImportError:
         print("mbmeta: no video written: install imageio with ffmpeg (pip install 'imageio[ffmpeg]')", file=sys.stderr)
         return
-    imageio.mimwrite(path, frames, fps=fps)
+    try:
+        imageio.mimwrite(path, frames, fps=fps)
+    except (ValueError, RuntimeError) as err:  # no writer for the extension (ffmpeg missing)
+        first = str(err).splitlines()[0]
+        print(f"mbmeta: no video written: {first}; for mp4, pip install 'imageio[ffmpeg]'", file=sys.stderr)
+        return
     print(f"video: {path} ({len(frames)} frames)")
 
 
