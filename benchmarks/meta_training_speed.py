@@ -40,13 +40,13 @@ def median_time(fn: Callable[[], object], repeats: int, inner: int) -> float:
     return float(np.median(times))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--robot", default="ant", choices=sorted(robots.ROBOTS))
     parser.add_argument("--hidden", type=int, nargs="+", default=list(ModelConfig().hidden))
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     env = robots.make(args.robot)

@@ -17,6 +17,7 @@ import dataclasses
 import os
 import platform
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -46,6 +47,18 @@ def flops_per_prediction(model: DynamicsModel) -> int:
     return sum(2 * p.shape[1] * p.shape[2] for n, p in model.params.items() if n.startswith("w"))
 
 
+class CountingRollout:
+    """A rollout backend that counts the model predictions it makes (candidates x steps)."""
+
+    def __init__(self, rollout: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
+        self.rollout, self.predictions = rollout, 0
+        self.set_params = rollout.set_params
+
+    def __call__(self, state: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        self.predictions += actions.shape[0] * actions.shape[1]
+        return self.rollout(state, actions)
+
+
 def time_controller(robot: str, hidden: tuple[int, ...], mpc: MPCConfig, repeats: int,
                     seed: int = 0) -> tuple[float, float, float]:
     """(median ms, p99 ms, achieved GFLOP/s) of one act() after a k-transition warm-up."""
@@ -55,15 +68,7 @@ def time_controller(robot: str, hidden: tuple[int, ...], mpc: MPCConfig, repeats
     step_sizes = {n: torch.full_like(p, 0.01) for n, p in model.prior().items()}
     controller = MPCController(env.observation_space, env.action_space, model, step_sizes, env.reward,
                                env.is_terminal, mpc)
-    counted = [0]
-    rollout = controller.rollout
-
-    def counting(state: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        counted[0] += actions.shape[0] * actions.shape[1]
-        return rollout(state, actions)
-
-    controller.rollout = counting
-    controller.rollout.set_params = rollout.set_params  # type: ignore[attr-defined]
+    controller.rollout = counter = CountingRollout(controller.rollout)
     obs, _ = env.reset(seed=seed)
     controller.reset(obs)
     rng = np.random.default_rng(seed)
@@ -73,21 +78,21 @@ def time_controller(robot: str, hidden: tuple[int, ...], mpc: MPCConfig, repeats
         controller.observe(obs, action, 0.0, next_obs, False)
         controller.act(next_obs)
         obs = next_obs
-    counted[0] = 0
+    counter.predictions = 0
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         controller.act(obs)
         times.append(time.perf_counter() - start)
-    gflops = counted[0] / repeats * flops_per_prediction(model) / np.median(times) / 1e9
+    gflops = counter.predictions / repeats * flops_per_prediction(model) / np.median(times) / 1e9
     return 1e3 * float(np.median(times)), 1e3 * float(np.percentile(times, 99)), gflops
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--quick", action="store_true", help="part 1 only")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     backends = ["torch", "numba"] + (["cuda"] if cuda_available(simulator_counts=False) else [])
     peak = matmul_gflops()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "

@@ -45,12 +45,12 @@ def steps_per_second(name: str, steps: int, seed: int) -> tuple[float, int]:
     return done_steps / (time.perf_counter() - start), resets
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}; "
           f"{args.steps} steps x {args.repeats} repeats")
     print("| robot | control dt | actions | median steps/s | min | max | resets per run |")

@@ -88,13 +88,8 @@ def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, 
                total=config.iterations * steps)
     for iteration in range(start, config.iterations):
         policy = make_policy(iteration, env, model, dict(trainer.step_sizes), config.meta.inner_steps > 0, rng)
-        returns = []
         episodes = config.initial_episodes if iteration == 0 else config.episodes_per_iteration
-        for task in env.sample_tasks(episodes, "train", rng):
-            env.set_task(task)
-            episode = rollout(env, policy, seed=int(rng.integers(2**31)))
-            store.add_episode(episode.observations, episode.actions, episode.tasks)
-            returns.append(episode.total_reward)
+        returns = collect(env, policy, env.sample_tasks(episodes, "train", rng), rng, store)
         if iteration == 0:
             model.fit_normalizer(store.obs, store.actions, store.next_obs)
         losses = []
@@ -116,6 +111,18 @@ def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, 
         write_csv(run_dir / "log.csv", log)
     bar.close()
     return ckpt_path
+
+
+def collect(env: robots.RobotEnv, policy: Agent, tasks: list[robots.Task], rng: np.random.Generator,
+            store: TransitionStore) -> list[float]:
+    """One episode of `policy` per task, seeded from `rng`, appended to `store`; returns the episode returns."""
+    returns = []
+    for task in tasks:
+        env.set_task(task)
+        episode = rollout(env, policy, seed=int(rng.integers(2**31)))
+        store.add_episode(episode.observations, episode.actions, episode.tasks)
+        returns.append(episode.total_reward)
+    return returns
 
 
 def load_model(path: str | Path) -> tuple[DynamicsModel, Params, TrainConfig]:

@@ -135,8 +135,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for module, argv in [(robots_speed, []), (meta_training_speed, []),
                          (planner_speed, ["--quick"] if args.quick else [])]:
         print(f"\n## {module.__name__}\n", flush=True)
-        sys.argv = [module.__name__, *argv]
-        module.main()
+        module.main(argv)
     return 0
 
 

@@ -23,20 +23,17 @@ import torch
 import robots
 from controllers.collection import exploration_policy
 from mbmeta.data import TransitionStore, Windows, WindowSampler
-from mbmeta.grbal import load_model
+from mbmeta.grbal import collect, load_model
 from mbmeta.maml import adapt
 from mbmeta.model import DynamicsModel, Params
-from robots.rollout import rollout
 
 
-def collect(robot: str, split: str, episodes: int, episode_length: int, seed: int) -> TransitionStore:
+def collect_split(robot: str, split: str, episodes: int, episode_length: int, seed: int) -> TransitionStore:
+    """Fresh episodes of the exploration policy on `episodes` tasks drawn from `split`."""
     env = robots.make(robot, episode_length=episode_length)
     rng = np.random.default_rng(seed)
     store = TransitionStore(env.observation_space.shape[0], env.action_space.shape[0])
-    for task in env.sample_tasks(episodes, split, rng):
-        env.set_task(task)
-        episode = rollout(env, exploration_policy(env, rng), seed=int(rng.integers(2**31)))
-        store.add_episode(episode.observations, episode.actions, episode.tasks)
+    collect(env, exploration_policy(env, rng), env.sample_tasks(episodes, split, rng), rng, store)
     return store
 
 
@@ -93,7 +90,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
           f"{args.episodes} episodes per split, seed {args.seed}; k={k}, H={args.horizon}")
     print(f"adaptive: {args.adaptive}; baseline: {args.baseline}\n")
     rng = np.random.default_rng(args.seed)
-    stores = {split: collect(config.robot, split, args.episodes, args.episode_length, args.seed)
+    stores = {split: collect_split(config.robot, split, args.episodes, args.episode_length, args.seed)
               for split in ("train", "test")}
     train = stores["train"]
     spread = np.maximum((train.next_obs - train.obs).std(0), 0.05 * train.obs.std(0)) + 1e-6

@@ -1,3 +1,8 @@
+import os
+
+# The CUDA kernels are tested on Numba's CUDA simulator, which must be chosen before numba.cuda loads.
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
 import numpy as np
 import pytest
 
@@ -24,9 +29,3 @@ def random_episode(env, seed, steps):
         if terminated or truncated:
             break
     return np.array(observations), np.array(actions), np.array(rewards), np.array(terms)
-
-
-# The CUDA kernels are tested on Numba's CUDA simulator, which must be chosen before numba.cuda loads.
-import os  # noqa: E402
-
-os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
