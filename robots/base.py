@@ -181,6 +181,8 @@ class RobotEnv(gym.Env):
         return self._obs, self._info()
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        if self._obs is None:
+            raise RuntimeError(f"{type(self).__name__}.step() called before reset(); call env.reset(seed=...) first")
         action = check_array(action, self.action_space.shape, "action")
         action = np.clip(action, self.action_space.low, self.action_space.high)
         self._sync_task()

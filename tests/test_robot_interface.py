@@ -122,6 +122,11 @@ def test_info_carries_the_task_in_force(robot_name):
     assert names[at + 1] == env.task.active(at).name != names[at - 1]
 
 
+def test_stepping_before_reset_is_a_clear_error(robot_name):
+    with pytest.raises(RuntimeError, match=r"step\(\) called before reset\(\)"):
+        robots.make(robot_name).step(np.zeros(robots.make(robot_name).action_space.shape))
+
+
 def test_unknown_robot_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown robot 'tank'; choose one of"):
         robots.make("tank")
