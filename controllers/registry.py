@@ -5,7 +5,8 @@
     mpc: {planner: {population: 100, iterations: 4}, backend: auto}
 
 Model-based names are `<planner>_adaptive` (GrBAL: adapt every step, then plan) and `<planner>_mpc`
-(plan on the model as trained), for planners `rs` (random shooting), `cem` and `mppi`.
+(plan on the model as trained), for planners `rs` (random shooting), `cem` and `mppi`; `rl2` is the
+recurrent RL² policy (its checkpoint from `mbmeta.rl2.train_rl2`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from collections.abc import Callable
 from controllers.base import Controller
 from controllers.mpc import MPCConfig, MPCController
 from controllers.planners import PlannerConfig
+from controllers.rl2 import RL2Controller
 from controllers.scripted import AntTrot, QuadrotorPD, RandomController
 from mbmeta.grbal import load_model
+from mbmeta.rl2 import load_rl2
 from robots.ant import AntEnv
 from robots.base import RobotEnv
 from robots.quadrotor import HOVER_COMMAND, QuadrotorEnv
@@ -69,9 +72,16 @@ def _model_based(planner: str, adaptive: bool) -> Callable[[RobotEnv, Controller
     return build
 
 
+def _rl2(env: RobotEnv, config: ControllerConfig) -> Controller:
+    if config.checkpoint is None:
+        raise ValueError("controller 'rl2' needs a checkpoint: an RL² policy trained by mbmeta.rl2.train_rl2")
+    return RL2Controller(env.observation_space, env.action_space, load_rl2(config.checkpoint), seed=config.seed)
+
+
 CONTROLLERS: dict[str, Callable[[RobotEnv, ControllerConfig], Controller]] = {
     "random": lambda env, config: RandomController(env.observation_space, env.action_space, seed=config.seed),
     "scripted": _scripted,
+    "rl2": _rl2,
     **{f"{p}_adaptive": _model_based(p, True) for p in PLANNER_NAMES},
     **{f"{p}_mpc": _model_based(p, False) for p in PLANNER_NAMES},
 }

@@ -16,6 +16,7 @@ from controllers.registry import CONTROLLERS, ControllerConfig, make_controller
 from mbmeta.grbal import TrainConfig, train
 from mbmeta.maml import MetaConfig
 from mbmeta.model import ModelConfig
+from mbmeta.rl2 import RL2Config, train_rl2
 from robots.rollout import rollout
 
 SMALL_PLANNER = PlannerConfig(horizon=4, population=16, iterations=2)
@@ -30,12 +31,17 @@ def checkpoints(tmp_path_factory):
                              train_steps_per_iteration=20, model=ModelConfig(hidden=(16, 16)),
                              meta=MetaConfig(meta_batch_size=4, K=5, inner_lr_mode="per_parameter"))
         paths[robot] = str(train(config, tmp_path_factory.mktemp(robot), collection_policy, progress=False))
+        rl2_env = robots.make(robot, episode_length=15)
+        rl2_dir = tmp_path_factory.mktemp(f"{robot}-rl2")
+        train_rl2(rl2_env, RL2Config(budget=60, trials_per_update=2, hidden=16, minibatches=1), rl2_dir, progress=False)
+        paths[f"{robot}-rl2"] = str(rl2_dir / "checkpoint.pt")
     return paths
 
 
 def build(name, robot, checkpoints, backend="torch"):
     env = robots.make(robot, episode_length=30)
-    config = ControllerConfig(controller=name, checkpoint=checkpoints[robot],
+    checkpoint = checkpoints[f"{robot}-rl2"] if name == "rl2" else checkpoints[robot]
+    config = ControllerConfig(controller=name, checkpoint=checkpoint,
                               mpc=MPCConfig(planner=SMALL_PLANNER, backend=backend))
     return env, make_controller(config, env)
 
@@ -56,6 +62,21 @@ def test_every_controller_keeps_the_contract(name, robot_name, checkpoints):
         controller.act(bad)
     with pytest.raises(ValueError, match="observation must have shape"):
         controller.act(obs[:-1])
+
+
+def test_rl2_keeps_its_memory_within_a_task_and_forgets_on_a_new_one(checkpoints):
+    env, controller = build("rl2", "ant", checkpoints)
+    obs, _ = env.reset(seed=0)
+    controller.reset(obs, new_task=True)
+    action = controller.act(obs)
+    next_obs, reward, *_ = env.step(action)
+    controller.observe(obs, action, reward, next_obs, False)
+    controller.act(next_obs)
+    remembered = controller.h.clone()
+    controller.reset(obs, new_task=False)
+    assert torch.equal(controller.h, remembered) and controller.prev_reward == reward
+    controller.reset(obs, new_task=True)
+    assert controller.h is None and controller.prev_reward == 0.0
 
 
 def test_unknown_controller_and_missing_checkpoint_are_clear_errors():
