@@ -60,17 +60,21 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     return value
 
 
-def load_yaml(cls: type[C], path: str | Path) -> C:
-    """Load dataclass `cls` from a YAML file."""
+def read_yaml(path: str | Path) -> Any:
+    """The parsed contents of a YAML file, or a ConfigError saying why there are none."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     with path.open() as f:
         try:
-            data = yaml.safe_load(f)
+            return yaml.safe_load(f)
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML ({err})") from err
-    return from_dict(cls, data, where=path.name)
+
+
+def load_yaml(cls: type[C], path: str | Path) -> C:
+    """Load dataclass `cls` from a YAML file."""
+    return from_dict(cls, read_yaml(path), where=Path(path).name)
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -9,11 +9,7 @@ data and an atomic checkpoint are written; `train(..., resume=True)` continues f
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 import robots
-from mbmeta.checkpoint import load_checkpoint, save_checkpoint
+from mbmeta.checkpoint import load_checkpoint, save_checkpoint, write_csv
 from mbmeta.config import from_dict, to_dict
 from mbmeta.data import TransitionStore, WindowSampler
 from mbmeta.maml import MetaConfig, MetaTrainer
@@ -147,15 +143,3 @@ def export_model(checkpoint: str | Path, dest: str | Path) -> Path:
     slim["trainer"] = {"step_sizes": state["trainer"]["step_sizes"]}
     save_checkpoint(dest, slim)
     return Path(dest)
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Rewrite the whole log atomically (it is small)."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(buf.getvalue())
-    os.replace(tmp, path)

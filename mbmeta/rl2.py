@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from mbmeta.checkpoint import load_checkpoint, save_checkpoint
+from mbmeta.checkpoint import load_checkpoint, save_checkpoint, write_csv
 from mbmeta.config import to_dict
 
 CHECKPOINT_FORMAT = "mbmeta.rl2/1"
@@ -29,8 +29,10 @@ CHECKPOINT_FORMAT = "mbmeta.rl2/1"
 
 @dataclasses.dataclass
 class RL2Config:
+    robot: str = "ant"  # for `mbmeta train`; train_rl2 itself takes any env
+    episode_length: int = 200
     seed: int = 0
-    budget: int = 100_000  # environment steps
+    budget: int = 100_000  # environment steps; a resumed run may raise it
     episodes_per_trial: int = 2
     trials_per_update: int = 32
     hidden: int = 128
@@ -43,6 +45,10 @@ class RL2Config:
     epochs: int = 4
     minibatches: int = 4
     max_grad_norm: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.budget < 1 or self.episodes_per_trial < 1 or self.trials_per_update < 1:
+            raise ValueError("rl2: budget, episodes_per_trial and trials_per_update must be >= 1")
 
 
 class RL2Policy(nn.Module):
@@ -174,16 +180,30 @@ def ppo_update(policy: RL2Policy, optimizer: torch.optim.Optimizer, trials: list
     return stats
 
 
-def train_rl2(env: Any, config: RL2Config, run_dir: str | Path | None = None,
+def train_rl2(env: Any, config: RL2Config, run_dir: str | Path | None = None, resume: bool = True,
               progress: bool = True) -> tuple[RL2Policy, list[dict[str, float]]]:
-    """Train RL² on `env`'s training tasks for `config.budget` environment steps."""
+    """Train RL² on `env`'s training tasks for `config.budget` environment steps.
+
+    With `run_dir`, an atomic checkpoint and log.csv are written after every update, and a run
+    found there (same config but for the budget) continues exactly where it stopped.
+    """
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     policy = RL2Policy(int(np.prod(env.observation_space.shape)), env.action_space, config.hidden)
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr)
     log: list[dict[str, float]] = []
     steps = 0
-    bar = tqdm(total=config.budget, desc="RL²", unit="step", disable=not progress)
+    path = Path(run_dir) / "checkpoint.pt" if run_dir is not None else None
+    if path is not None and resume and path.exists():
+        state = load_checkpoint(path)
+        if {**state["config"], "budget": None} != {**to_dict(config), "budget": None}:
+            raise ValueError(f"{run_dir} holds an RL² run with another config; use a new run directory")
+        policy.load_state_dict(state["policy"])
+        optimizer.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = state["rng"]["numpy"]
+        torch.set_rng_state(state["rng"]["torch"])
+        log, steps = state["log"], state["steps"]
+    bar = tqdm(total=config.budget, initial=steps, desc="RL²", unit="step", disable=not progress)
     while steps < config.budget:
         tasks = env.sample_tasks(config.trials_per_update, "train", rng)
         trials = [run_trial(env, policy, rng, task, config.episodes_per_trial) for task in tasks]
@@ -194,11 +214,15 @@ def train_rl2(env: Any, config: RL2Config, run_dir: str | Path | None = None,
         log.append({"steps": steps, **{f"return_episode_{e + 1}": float(r) for e, r in enumerate(per_episode)},
                     **ppo_update(policy, optimizer, trials, config, rng)})
         bar.set_postfix(ret=" / ".join(f"{r:.2f}" for r in per_episode))
-        if run_dir is not None:
-            save_checkpoint(Path(run_dir) / "checkpoint.pt", {
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_checkpoint(path, {
                 "format": CHECKPOINT_FORMAT, "config": to_dict(config), "policy": policy.state_dict(),
+                "optimizer": optimizer.state_dict(), "steps": steps, "log": log,
+                "rng": {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()},
                 "obs_dim": int(np.prod(env.observation_space.shape)), "act_dim": policy.act_dim,
-                "discrete": policy.discrete, "log": log})
+                "discrete": policy.discrete})
+            write_csv(path.parent / "log.csv", log)
     bar.close()
     return policy, log
 

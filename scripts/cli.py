@@ -89,17 +89,34 @@ def write_video(path: str, frames: list[np.ndarray], fps: int) -> None:
     print(f"video: {path} ({len(frames)} frames)")
 
 
+LEARNERS = ("grbal", "rl2")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from controllers.collection import collection_policy
-    from mbmeta.config import load_yaml
+    from mbmeta.config import ConfigError, from_dict, read_yaml
     from mbmeta.grbal import TrainConfig, train
+    from mbmeta.rl2 import RL2Config, train_rl2
 
     path = resolve_config(args.config)
-    config = load_yaml(TrainConfig, path)
-    if args.seed is not None:
-        config = dataclasses.replace(config, seed=args.seed)
+    data = read_yaml(path)
+    learner = data.pop("learner", "grbal") if isinstance(data, dict) else "grbal"
+    if learner not in LEARNERS:
+        raise ConfigError(f"{path.name}.learner: expected one of {list(LEARNERS)}, got {learner!r}")
+    config = from_dict(TrainConfig if learner == "grbal" else RL2Config, data, where=path.name)
+    overrides = {"seed": args.seed} if args.seed is not None else {}
+    if args.budget is not None:
+        if learner != "rl2":
+            raise ValueError("--budget sets an RL learner's environment steps; GrBAL's budget is its iterations")
+        overrides["budget"] = args.budget
+    config = dataclasses.replace(config, **overrides)
     run_dir = Path(args.run_dir or Path("runs") / f"{path.stem}-seed{config.seed}")
-    checkpoint = train(config, run_dir, collection_policy, resume=not args.no_resume)
+    if learner == "rl2":
+        env = robots.make(config.robot, episode_length=config.episode_length)
+        train_rl2(env, config, run_dir, resume=not args.no_resume)
+        checkpoint = run_dir / "checkpoint.pt"
+    else:
+        checkpoint = train(config, run_dir, collection_policy, resume=not args.no_resume)
     print(f"checkpoint: {checkpoint}")
     return 0
 
@@ -165,10 +182,14 @@ def parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="train a dynamics model (GrBAL or the non-adaptive baseline)",
                         formatter_class=RAW, epilog="examples:\n  mbmeta train ant_grbal\n"
+                                                    "  mbmeta train rl2_ant --budget 20000\n"
                                                     "  mbmeta train my_config.yaml --seed 3 --run-dir runs/mine")
-    tr.add_argument("config", help="a YAML config, or a preset: ant_grbal, ant_mb, quadrotor_grbal, quadrotor_mb")
+    tr.add_argument("config", help="a YAML config (its 'learner' key: grbal, the default, or rl2), or a preset: "
+                                   "ant_grbal, ant_mb, quadrotor_grbal, quadrotor_mb, rl2_ant, rl2_quadrotor")
     tr.add_argument("--run-dir", help="where checkpoints and logs go (default runs/<config>-seed<seed>)")
     tr.add_argument("--seed", type=int, help="overrides the config's seed")
+    tr.add_argument("--budget", type=int, help="environment steps, for RL learners (rl2): a small run finishes in "
+                                               "minutes; rerun with a larger budget to continue")
     tr.add_argument("--no-resume", action="store_true", help="start over even if the run directory has a checkpoint")
     tr.set_defaults(func=cmd_train)
 

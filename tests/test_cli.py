@@ -32,6 +32,15 @@ def test_a_bad_config_key_is_one_clear_line_and_a_failure(tmp_path):
     assert "unknown key(s) ['hiden']; valid keys are" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_budget_is_for_rl_learners_and_a_bad_learner_is_named(tmp_path):
+    result = run_cli("train", "ant_grbal", "--budget", "5", "--run-dir", str(tmp_path / "run"))
+    assert result.returncode == 2 and "--budget sets an RL learner's environment steps" in result.stderr
+    config = tmp_path / "c.yaml"
+    config.write_text("learner: sac\n")
+    result = run_cli("train", str(config))
+    assert result.returncode == 2 and "c.yaml.learner: expected one of ['grbal', 'rl2'], got 'sac'" in result.stderr
+
+
 def test_a_bad_robot_name_lists_the_choices():
     result = run_cli("run", "tank")
     assert result.returncode == 2

@@ -22,3 +22,15 @@ def test_rl2_earns_more_in_the_second_episode_because_it_remembers_the_first():
     assert remembering[1] > 1.7, remembering
     assert forgetting[1] < remembering[1] - 0.25, (forgetting, remembering)  # the gain is memory
     assert log[-1]["steps"] >= config.budget
+
+
+def test_a_stopped_run_resumed_with_a_larger_budget_equals_one_straight_run(tmp_path):
+    config = RL2Config(budget=256, hidden=8, trials_per_update=32, minibatches=2)
+    straight, _ = train_rl2(TwoArmedBandit(), config, tmp_path / "straight", progress=False)
+    train_rl2(TwoArmedBandit(), RL2Config(budget=128, hidden=8, trials_per_update=32, minibatches=2),
+              tmp_path / "resumed", progress=False)
+    resumed, log = train_rl2(TwoArmedBandit(), config, tmp_path / "resumed", progress=False)
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    assert [row["steps"] for row in log] == [128, 256]
+    assert (tmp_path / "resumed" / "log.csv").read_text().count("\n") == 3
