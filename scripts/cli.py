@@ -139,7 +139,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     quick = {"seeds": 2, "episode_length": {"ant": 200, "quadrotor": 240}[args.robot]} if args.quick else {}
     config = CompareConfig(robot=args.robot, controllers=controllers, out=Path(args.out or f"results/{args.robot}"),
                            seed=args.seed, seeds=quick.get("seeds", args.seeds),
-                           episode_length=quick.get("episode_length", args.episode_length))
+                           episode_length=quick.get("episode_length", args.episode_length),
+                           **({"models": Path(args.models)} if args.models else {}))
     out = run_compare(config)
     print((out / "results.md").read_text())
     print(f"wrote {out}/results.md, results.csv, returns.png, adaptation.png")
@@ -202,6 +203,8 @@ def parser() -> argparse.ArgumentParser:
     cmp.add_argument("--episode-length", type=int)
     cmp.add_argument("--quick", action="store_true", help="2 seeds, short episodes: minutes on 2 cores")
     cmp.add_argument("--out", help="output folder (default results/<robot>)")
+    cmp.add_argument("--models", metavar="DIR", help="folder with <robot>_grbal.pt and <robot>_mb.pt "
+                                                     "(default: the shipped models; see mbmeta export)")
     cmp.add_argument("--seed", type=int, default=0)
     cmp.set_defaults(func=cmd_compare)
 

@@ -20,16 +20,18 @@ ALIASES = {"adaptive": "cem_adaptive", "nonadaptive": "cem_mpc"}
 CONTROLLER_CHOICES = sorted([*ALIASES, *CONTROLLERS])
 
 
-def shipped_checkpoint(robot: str, adaptive: bool) -> Path:
-    """The pretrained model shipped with mbmeta: GrBAL's prior for adaptive controllers, the
-    non-adaptive baseline's model for the others (the GrBAL paper's "MB")."""
-    return SHIPPED / f"{robot}_{'grbal' if adaptive else 'mb'}.pt"
+def shipped_checkpoint(robot: str, adaptive: bool, models: Path = SHIPPED) -> Path:
+    """The model in `models` (default: the ones shipped with mbmeta): `<robot>_grbal.pt`, GrBAL's
+    prior, for adaptive controllers; `<robot>_mb.pt`, the non-adaptive baseline (the GrBAL paper's
+    "MB"), for the others."""
+    return Path(models) / f"{robot}_{'grbal' if adaptive else 'mb'}.pt"
 
 
-def build(robot: str, name: str, env: RobotEnv, checkpoint: str | None, seed: int) -> Controller:
+def build(robot: str, name: str, env: RobotEnv, checkpoint: str | None, seed: int,
+          models: Path = SHIPPED) -> Controller:
     name = ALIASES.get(name, name)
     if name.endswith(("_adaptive", "_mpc")) and checkpoint is None:
-        checkpoint = str(shipped_checkpoint(robot, name.endswith("_adaptive")))
+        checkpoint = str(shipped_checkpoint(robot, name.endswith("_adaptive"), models))
     return make_controller(ControllerConfig(controller=name, checkpoint=checkpoint, seed=seed), env)
 
 

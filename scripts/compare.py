@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from robots import AntTask, PayloadTask
-from scripts.common import build, make_env, timed_episode
+from scripts.common import SHIPPED, build, make_env, timed_episode
 
 # Held-out ("test") and training tasks compared per robot, by name; and the mid-episode change.
 TASKS = {
@@ -38,6 +38,7 @@ class CompareConfig:
     episode_length: int | None = None  # None: the robot's default
     out: Path = Path("results")
     seed: int = 0
+    models: Path = SHIPPED  # where <robot>_grbal.pt and <robot>_mb.pt are
 
 
 def run_compare(config: CompareConfig, progress: bool = True) -> Path:
@@ -50,7 +51,8 @@ def run_compare(config: CompareConfig, progress: bool = True) -> Path:
                 for s in range(config.seeds):
                     seed = config.seed + s
                     env = make_env(config.robot, task, episode_length=config.episode_length)
-                    result = timed_episode(env, build(config.robot, name, env, None, seed), seed=seed)
+                    controller = build(config.robot, name, env, None, seed, config.models)
+                    result = timed_episode(env, controller, seed=seed)
                     rows.append({"robot": config.robot, "split": split, "task": task, "controller": name, "seed": seed,
                                  "return": result.episode.total_reward, "steps": result.episode.length,
                                  "terminated": result.episode.terminated,
@@ -82,7 +84,8 @@ def mean_se(values: list[float]) -> tuple[float, float]:
 def markdown_table(config: CompareConfig, rows: list[dict]) -> str:
     tasks = [(split, task) for split, names in TASKS[config.robot].items() for task in names]
     lines = [f"Return per episode, mean ± standard error over {config.seeds} seeds; robot {config.robot}, "
-             f"episode length {config.episode_length or 'default'}; machine {platform.machine()}, "
+             f"episode length {config.episode_length or 'default'}; models {config.models}; "
+             f"machine {platform.machine()}, "
              f"{os.cpu_count()} cores.", "",
              "| controller | " + " | ".join(f"{task} ({split})" for split, task in tasks) + " |",
              "|---|" + "---|" * len(tasks)]
@@ -103,7 +106,8 @@ def adaptation_curves(config: CompareConfig) -> dict[str, np.ndarray]:
         runs = []
         for s in range(config.seeds):
             env = make_env(config.robot, task, episode_length=config.episode_length)
-            episode = timed_episode(env, build(config.robot, name, env, None, config.seed + s), seed=config.seed + s)
+            controller = build(config.robot, name, env, None, config.seed + s, config.models)
+            episode = timed_episode(env, controller, seed=config.seed + s)
             rewards = np.full(env.episode_length, np.nan)
             rewards[: episode.episode.length] = episode.episode.rewards
             runs.append(rewards)
