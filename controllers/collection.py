@@ -6,9 +6,10 @@ import dataclasses
 
 import numpy as np
 
+import robots
 from controllers.base import Controller
 from controllers.mpc import MPCController
-from controllers.registry import DEFAULT_MPC
+from controllers.registry import default_mpc
 from controllers.scripted import NoisyController, QuadrotorPD, RandomController
 from mbmeta.model import DynamicsModel, Params
 from robots.base import RobotEnv
@@ -33,7 +34,6 @@ def collection_policy(iteration: int, env: RobotEnv, model: DynamicsModel, step_
     first iteration, then CEM MPC on the current model, adaptive for GrBAL and not for the baseline."""
     if iteration == 0:
         return exploration_policy(env, rng)
-    robot = "quadrotor" if isinstance(env, QuadrotorEnv) else "ant"
-    config = dataclasses.replace(DEFAULT_MPC[robot], adapt=adaptive, seed=int(rng.integers(2**31)))
+    config = dataclasses.replace(default_mpc(robots.name_of(env)), adapt=adaptive, seed=int(rng.integers(2**31)))
     return MPCController(env.observation_space, env.action_space, model, step_sizes, env.reward, env.is_terminal,
                          config)

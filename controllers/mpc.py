@@ -83,11 +83,9 @@ class MPCController(Controller):
         if self.config.adapt:
             self.rollout.set_params(self.adapter.adapt(obs, act, obs))
         self.planner.plan(make_evaluate(self.rollout, self.reward, self.is_terminal, obs[0]))
-        self.planner.reset()
         self.planner.rng.bit_generator.state = rng_state
-        self.adapter.reset()
         self.adapter.adaptations = self.adapter.fallbacks = 0
-        self.rollout.set_params(self.adapter.prior)
+        self.reset(obs[0])
 
     def reset(self, obs: np.ndarray, new_task: bool = True) -> None:
         self.planner.reset()

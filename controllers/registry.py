@@ -38,6 +38,11 @@ DEFAULT_MPC = {
 }
 
 
+def default_mpc(robot: str) -> MPCConfig:
+    """The robot's default MPC settings (generic ones for a robot without defaults)."""
+    return DEFAULT_MPC.get(robot, MPCConfig())
+
+
 @dataclasses.dataclass
 class ControllerConfig:
     controller: str = "cem_adaptive"
@@ -63,7 +68,7 @@ def _model_based(planner: str, adaptive: bool) -> Callable[[RobotEnv, Controller
         if model.obs_dim != env.observation_space.shape[0] or model.act_dim != env.action_space.shape[0]:
             raise ValueError(f"checkpoint {config.checkpoint} was trained on {train_config.robot}, whose "
                              f"dimensions differ from {type(env).__name__}'s")
-        base = config.mpc if config.mpc is not None else DEFAULT_MPC.get(train_config.robot, MPCConfig())
+        base = config.mpc if config.mpc is not None else default_mpc(train_config.robot)
         mpc = dataclasses.replace(base, adapt=adaptive, seed=config.seed, k=train_config.meta.k,
                                   inner_steps=max(1, train_config.meta.inner_steps),
                                   planner=dataclasses.replace(base.planner, kind=PLANNER_NAMES[planner]))

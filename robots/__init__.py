@@ -24,9 +24,17 @@ def make(name: str, **kwargs: Any) -> RobotEnv:
     return ROBOTS[name](**kwargs)
 
 
+def name_of(env: RobotEnv) -> str:
+    """The name under which `env`'s robot is registered in ROBOTS."""
+    for name, cls in ROBOTS.items():
+        if isinstance(env, cls):
+            return name
+    raise ValueError(f"{type(env).__name__} is not a registered robot; add it to robots.ROBOTS")
+
+
 for _id, _entry in [("mbmeta/AntBrokenLeg-v0", "robots.ant:AntEnv"),
                     ("mbmeta/QuadrotorPayload-v0", "robots.quadrotor:QuadrotorEnv")]:
     if _id not in gymnasium.registry:
         gymnasium.register(id=_id, entry_point=_entry)
 
-__all__ = ["ROBOTS", "AntEnv", "AntTask", "PayloadTask", "QuadrotorEnv", "RobotEnv", "Task", "make"]
+__all__ = ["ROBOTS", "AntEnv", "AntTask", "PayloadTask", "QuadrotorEnv", "RobotEnv", "Task", "make", "name_of"]

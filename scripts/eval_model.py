@@ -42,7 +42,7 @@ def open_loop(model: DynamicsModel, params: Params, windows: Windows, batched_pa
     def step(p: Params, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         return model.predict(obs, act, p)
 
-    predict = torch.vmap(step) if batched_params else (lambda p, o, a: step(p, o, a))
+    predict = torch.vmap(step) if batched_params else step
     state, states = windows.future_obs[:, 0], []
     for h in range(windows.future_act.shape[1]):
         state = predict(params, state, windows.future_act[:, h])
