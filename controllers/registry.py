@@ -6,7 +6,8 @@
 
 Model-based names are `<planner>_adaptive` (GrBAL: adapt every step, then plan) and `<planner>_mpc`
 (plan on the model as trained), for planners `rs` (random shooting), `cem` and `mppi`; `rl2` is the
-recurrent RL² policy (its checkpoint from `mbmeta.rl2.train_rl2`).
+recurrent RL² policy (its checkpoint from `mbmeta.rl2.train_rl2`) and `pearl` the PEARL policy with its
+context encoder (from `mbmeta.pearl.train_pearl`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from collections.abc import Callable
 
 from controllers.base import Controller
 from controllers.mpc import MPCConfig, MPCController
+from controllers.pearl import PEARLController
 from controllers.planners import PlannerConfig
 from controllers.rl2 import RL2Controller
 from controllers.scripted import AntTrot, QuadrotorPD, RandomController
 from mbmeta.grbal import load_model
+from mbmeta.pearl import load_pearl
 from mbmeta.rl2 import load_rl2
 from robots.ant import AntEnv
 from robots.base import RobotEnv
@@ -59,12 +62,16 @@ def _scripted(env: RobotEnv, config: ControllerConfig) -> Controller:
     raise ValueError(f"no scripted controller for {type(env).__name__}")
 
 
+def _needs_checkpoint(config: ControllerConfig, what: str) -> str:
+    if config.checkpoint is None:
+        raise ValueError(f"controller {config.controller!r} needs a checkpoint: {what}")
+    return config.checkpoint
+
+
 def _model_based(planner: str, adaptive: bool) -> Callable[[RobotEnv, ControllerConfig], Controller]:
     def build(env: RobotEnv, config: ControllerConfig) -> Controller:
-        if config.checkpoint is None:
-            raise ValueError(f"controller {config.controller!r} needs a checkpoint: a trained dynamics model "
-                             f"(mbmeta train ...)")
-        model, step_sizes, train_config = load_model(config.checkpoint)
+        model, step_sizes, train_config = load_model(_needs_checkpoint(config, "a trained dynamics model "
+                                                                                "(mbmeta train <robot>_grbal)"))
         if model.obs_dim != env.observation_space.shape[0] or model.act_dim != env.action_space.shape[0]:
             raise ValueError(f"checkpoint {config.checkpoint} was trained on {train_config.robot}, whose "
                              f"dimensions differ from {type(env).__name__}'s")
@@ -78,15 +85,20 @@ def _model_based(planner: str, adaptive: bool) -> Callable[[RobotEnv, Controller
 
 
 def _rl2(env: RobotEnv, config: ControllerConfig) -> Controller:
-    if config.checkpoint is None:
-        raise ValueError("controller 'rl2' needs a checkpoint: an RL² policy trained by mbmeta.rl2.train_rl2")
-    return RL2Controller(env.observation_space, env.action_space, load_rl2(config.checkpoint), seed=config.seed)
+    policy = load_rl2(_needs_checkpoint(config, "an RL² policy (mbmeta train rl2_<robot>)"))
+    return RL2Controller(env.observation_space, env.action_space, policy, seed=config.seed)
+
+
+def _pearl(env: RobotEnv, config: ControllerConfig) -> Controller:
+    agent = load_pearl(_needs_checkpoint(config, "a PEARL agent (mbmeta train pearl_<robot>)"))
+    return PEARLController(env.observation_space, env.action_space, agent, window=agent.context_size, seed=config.seed)
 
 
 CONTROLLERS: dict[str, Callable[[RobotEnv, ControllerConfig], Controller]] = {
     "random": lambda env, config: RandomController(env.observation_space, env.action_space, seed=config.seed),
     "scripted": _scripted,
     "rl2": _rl2,
+    "pearl": _pearl,
     **{f"{p}_adaptive": _model_based(p, True) for p in PLANNER_NAMES},
     **{f"{p}_mpc": _model_based(p, False) for p in PLANNER_NAMES},
 }

@@ -47,6 +47,17 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
+def export_checkpoint(checkpoint: str | Path, dest: str | Path, fmt: str, keep: list[str],
+                      **replace: Any) -> Path:
+    """Copy the entries `keep` of a `fmt` checkpoint (plus `replace`) to `dest`: the small, inference-only
+    file to ship or share, without optimiser state, replay data or RNG states."""
+    state = load_checkpoint(checkpoint)
+    if state["format"] != fmt:
+        raise CheckpointError(f"{checkpoint} holds a {state['format']!r} checkpoint, not {fmt!r}")
+    save_checkpoint(dest, {"format": fmt, **{key: state[key] for key in keep}, **replace})
+    return Path(dest)
+
+
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     """Rewrite a whole (small) log atomically."""
     buf = io.StringIO()
@@ -57,3 +68,27 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(buf.getvalue())
     os.replace(tmp, path)
+
+
+class RunLog:
+    """A training run's log: log.csv in the run directory, rewritten atomically after every iteration,
+    and the same scalars to TensorBoard (in the run directory) where `tensorboard` is installed."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.path = Path(run_dir) / "log.csv"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is optional
+            self.board = None
+        else:
+            self.board = SummaryWriter(str(self.path.parent))
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        """Record the whole log so far (the newest row goes to TensorBoard)."""
+        write_csv(self.path, rows)
+        if self.board is not None:
+            step = rows[-1].get("steps", len(rows))
+            for key, value in rows[-1].items():
+                self.board.add_scalar(key, value, step)
+            self.board.flush()

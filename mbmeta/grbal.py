@@ -5,11 +5,16 @@ Each iteration draws training tasks, runs one episode per task with the policy t
 controller, adaptive or not, wired in by the caller: the learning core does not import controllers), appends the
 episodes to the store and runs `train_steps_per_iteration` meta-updates. After every iteration the
 data and an atomic checkpoint are written; `train(..., resume=True)` continues from the last one.
+
+Every episode is a pure function of an `EpisodeJob` (task, seed, iteration) and the model: its policy
+is built for it alone, from its own seed. So the episodes of an iteration can run on Ray workers
+(`workers > 1`) and give exactly the data that running them in turn gives.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,12 +24,13 @@ import torch
 from tqdm.auto import tqdm
 
 import robots
-from mbmeta.checkpoint import load_checkpoint, save_checkpoint, write_csv
+from mbmeta.checkpoint import RunLog, export_checkpoint, load_checkpoint, save_checkpoint
 from mbmeta.config import from_dict, to_dict
 from mbmeta.data import TransitionStore, WindowSampler
 from mbmeta.maml import MetaConfig, MetaTrainer
 from mbmeta.model import DynamicsModel, ModelConfig, Params
-from robots.rollout import Agent, rollout
+from mbmeta.parallel import map_ordered
+from robots.rollout import Agent, Episode, rollout
 
 CHECKPOINT_FORMAT = "mbmeta.dynamics/1"
 
@@ -46,18 +52,71 @@ class TrainConfig:
             raise ValueError(f"robot must be one of {sorted(robots.ROBOTS)}, got {self.robot!r}")
 
 
-#: make_policy(iteration, env, model, step_sizes, adaptive, rng) -> the agent that collects this
-#: iteration's data; `adaptive` is False for the non-adaptive baseline (inner_steps = 0).
+#: make_policy(iteration, env, model, step_sizes, adaptive, rng) -> the agent that collects one episode
+#: of this iteration; `adaptive` is False for the non-adaptive baseline (inner_steps = 0).
 PolicyFactory = Callable[[int, robots.RobotEnv, DynamicsModel, Params, bool, np.random.Generator], Agent]
 
 
+@dataclasses.dataclass(frozen=True)
+class EpisodeJob:
+    """Everything one collected episode depends on, besides the policy factory and the model."""
+
+    robot: str
+    episode_length: int
+    iteration: int
+    adaptive: bool
+    task: robots.Task
+    seed: int
+
+
+@functools.cache
+def _env(robot: str, episode_length: int) -> robots.RobotEnv:
+    """One simulator per process and robot, reused by the episodes it runs (a reset makes them independent)."""
+    return robots.make(robot, episode_length=episode_length)
+
+
+@dataclasses.dataclass
+class CollectEpisode:
+    """Runs an `EpisodeJob`: a picklable callable, so Ray workers can run it."""
+
+    make_policy: PolicyFactory
+    model: DynamicsModel | None
+    step_sizes: Params | None
+
+    def __call__(self, job: EpisodeJob) -> Episode:
+        env = _env(job.robot, job.episode_length)
+        env.set_task(job.task)
+        rng = np.random.default_rng(job.seed)
+        policy = self.make_policy(job.iteration, env, self.model, self.step_sizes, job.adaptive, rng)
+        return rollout(env, policy, seed=job.seed)
+
+
+def collect(jobs: list[EpisodeJob], make_policy: PolicyFactory, model: DynamicsModel | None = None,
+            step_sizes: Params | None = None, store: TransitionStore | None = None, workers: int = 1,
+            address: str | None = None) -> list[Episode]:
+    """Run the jobs (on `workers` Ray workers when > 1, or on the cluster at `address`) and append the
+    episodes to `store` in job order; the same jobs give the same episodes either way."""
+    episodes = map_ordered(CollectEpisode(make_policy, model, step_sizes), jobs, workers, address)
+    if store is not None:
+        for episode in episodes:
+            store.add_episode(episode.observations, episode.actions, episode.tasks)
+    return episodes
+
+
+def episode_jobs(robot: str, episode_length: int, iteration: int, adaptive: bool, tasks: list[robots.Task],
+                 rng: np.random.Generator) -> list[EpisodeJob]:
+    """One job per task, each with its own seed drawn from `rng`."""
+    return [EpisodeJob(robot, episode_length, iteration, adaptive, task, int(rng.integers(2**31))) for task in tasks]
+
+
 def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, resume: bool = True,
-          progress: bool = True) -> Path:
-    """Run (or continue) GrBAL training in `run_dir`; returns the checkpoint path."""
+          progress: bool = True, workers: int = 1, address: str | None = None) -> Path:
+    """Run (or continue) GrBAL training in `run_dir`; returns the checkpoint path. `workers` > 1 (or a
+    Ray cluster's `address`) collects each iteration's episodes on Ray, with the same results."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, data_path = run_dir / "checkpoint.pt", run_dir / "data.npz"
-    env = robots.make(config.robot, episode_length=config.episode_length)
+    env = _env(config.robot, config.episode_length)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -66,6 +125,7 @@ def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, 
     trainer = MetaTrainer(model, config.meta, total_steps=total)
     store = TransitionStore(obs_dim, act_dim)
     log: list[dict[str, Any]] = []
+    run_log = RunLog(run_dir)
     start = 0
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
@@ -83,9 +143,11 @@ def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, 
     bar = tqdm(desc=f"train {config.robot}", unit="step", disable=not progress, initial=start * steps,
                total=config.iterations * steps)
     for iteration in range(start, config.iterations):
-        policy = make_policy(iteration, env, model, dict(trainer.step_sizes), config.meta.inner_steps > 0, rng)
-        episodes = config.initial_episodes if iteration == 0 else config.episodes_per_iteration
-        returns = collect(env, policy, env.sample_tasks(episodes, "train", rng), rng, store)
+        n = config.initial_episodes if iteration == 0 else config.episodes_per_iteration
+        jobs = episode_jobs(config.robot, config.episode_length, iteration, config.meta.inner_steps > 0,
+                            env.sample_tasks(n, "train", rng), rng)
+        episodes = collect(jobs, make_policy, model, dict(trainer.step_sizes), store, workers, address)
+        returns = [episode.total_reward for episode in episodes]
         if iteration == 0:
             model.fit_normalizer(store.obs, store.actions, store.next_obs)
         losses = []
@@ -104,21 +166,9 @@ def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, 
             "transitions": len(store), "log": log,
             "rng": {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()},
         })
-        write_csv(run_dir / "log.csv", log)
+        run_log.write(log)
     bar.close()
     return ckpt_path
-
-
-def collect(env: robots.RobotEnv, policy: Agent, tasks: list[robots.Task], rng: np.random.Generator,
-            store: TransitionStore) -> list[float]:
-    """One episode of `policy` per task, seeded from `rng`, appended to `store`; returns the episode returns."""
-    returns = []
-    for task in tasks:
-        env.set_task(task)
-        episode = rollout(env, policy, seed=int(rng.integers(2**31)))
-        store.add_episode(episode.observations, episode.actions, episode.tasks)
-        returns.append(episode.total_reward)
-    return returns
 
 
 def load_model(path: str | Path) -> tuple[DynamicsModel, Params, TrainConfig]:
@@ -135,11 +185,7 @@ def load_model(path: str | Path) -> tuple[DynamicsModel, Params, TrainConfig]:
 
 def export_model(checkpoint: str | Path, dest: str | Path) -> Path:
     """A small, inference-only copy of a training checkpoint: model, step sizes α and config, no optimiser."""
-    state = load_checkpoint(checkpoint)
-    if state["format"] != CHECKPOINT_FORMAT:
-        raise ValueError(f"{checkpoint} holds a {state['format']!r} checkpoint, not a dynamics model")
-    slim = {key: state[key] for key in ("format", "obs_dim", "act_dim", "train_config", "model", "iteration",
-                                        "transitions", "log")}
-    slim["trainer"] = {"step_sizes": state["trainer"]["step_sizes"]}
-    save_checkpoint(dest, slim)
-    return Path(dest)
+    step_sizes = load_checkpoint(checkpoint).get("trainer", {}).get("step_sizes")
+    return export_checkpoint(checkpoint, dest, CHECKPOINT_FORMAT, ["obs_dim", "act_dim", "train_config", "model",
+                                                                   "iteration", "transitions", "log"],
+                             trainer={"step_sizes": step_sizes})

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from mbmeta.checkpoint import load_checkpoint, save_checkpoint, write_csv
+from mbmeta.checkpoint import RunLog, export_checkpoint, load_checkpoint, save_checkpoint
 from mbmeta.config import to_dict
 
 CHECKPOINT_FORMAT = "mbmeta.rl2/1"
@@ -194,6 +194,7 @@ def train_rl2(env: Any, config: RL2Config, run_dir: str | Path | None = None, re
     log: list[dict[str, float]] = []
     steps = 0
     path = Path(run_dir) / "checkpoint.pt" if run_dir is not None else None
+    run_log = RunLog(run_dir) if run_dir is not None else None
     if path is not None and resume and path.exists():
         state = load_checkpoint(path)
         if {**state["config"], "budget": None} != {**to_dict(config), "budget": None}:
@@ -215,14 +216,13 @@ def train_rl2(env: Any, config: RL2Config, run_dir: str | Path | None = None, re
                     **ppo_update(policy, optimizer, trials, config, rng)})
         bar.set_postfix(ret=" / ".join(f"{r:.2f}" for r in per_episode))
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
             save_checkpoint(path, {
                 "format": CHECKPOINT_FORMAT, "config": to_dict(config), "policy": policy.state_dict(),
                 "optimizer": optimizer.state_dict(), "steps": steps, "log": log,
                 "rng": {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()},
                 "obs_dim": int(np.prod(env.observation_space.shape)), "act_dim": policy.act_dim,
                 "discrete": policy.discrete})
-            write_csv(path.parent / "log.csv", log)
+            run_log.write(log)
     bar.close()
     return policy, log
 
@@ -237,3 +237,9 @@ def load_rl2(path: str | Path) -> RL2Policy:
     policy = RL2Policy(state["obs_dim"], space, state["config"]["hidden"])
     policy.load_state_dict(state["policy"])
     return policy.requires_grad_(False)
+
+
+def export_rl2(checkpoint: str | Path, dest: str | Path) -> Path:
+    """The policy alone (no optimiser or RNG state): what `load_rl2` needs."""
+    return export_checkpoint(checkpoint, dest, CHECKPOINT_FORMAT,
+                             ["config", "policy", "obs_dim", "act_dim", "discrete", "steps", "log"])

@@ -40,3 +40,42 @@ class TwoArmedBandit(gym.Env):
         self._t += 1
         reward = float(int(action) == self.good_arm)
         return np.zeros(1, np.float32), reward, False, self._t >= self.pulls, {}
+
+
+class PointDirection(gym.Env):
+    """A point in the plane is paid for moving in a direction it cannot see: the task is that
+    direction's angle, the reward is the step's displacement along it.
+
+    The reward is the only clue to the direction, so a learner has to infer the task from the
+    transitions it has seen (what a context-based meta-learner, PEARL, does). Knowing nothing, the
+    best expected reward per step is 0; knowing the direction, it is |cos| + |sin| (1.27 on average).
+    """
+
+    def __init__(self, episode_length: int = 20) -> None:
+        self.episode_length = episode_length
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        self.task, self.direction = 0.0, np.array([1.0, 0.0])
+        self._pos, self._t = np.zeros(2), 0
+
+    def sample_tasks(self, n: int, split: str = "train", rng: np.random.Generator | None = None) -> list[float]:
+        rng = rng if rng is not None else np.random.default_rng()
+        return [float(a) for a in rng.uniform(0.0, 2 * np.pi, size=n)]
+
+    def set_task(self, task: float) -> None:
+        if not 0.0 <= float(task) <= 2 * np.pi:
+            raise ValueError(f"PointDirection task must be the direction's angle in [0, 2 pi], got {task!r}")
+        self.task = float(task)
+        self.direction = np.array([np.cos(task), np.sin(task)])
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self._pos, self._t = np.zeros(2), 0
+        return self._pos.astype(np.float32), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self._t += 1
+        move = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        self._pos = self._pos + move
+        info = {"task": f"direction {self.task:.2f} rad"}
+        return self._pos.astype(np.float32), float(move @ self.direction), False, self._t >= self.episode_length, info

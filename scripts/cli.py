@@ -89,42 +89,64 @@ def write_video(path: str, frames: list[np.ndarray], fps: int) -> None:
     print(f"video: {path} ({len(frames)} frames)")
 
 
-LEARNERS = ("grbal", "rl2")
+def learners() -> dict[str, tuple[type, object]]:
+    """Each learner's config class and training function (imported on demand: torch is slow to load)."""
+    from controllers.collection import collection_policy
+    from mbmeta.grbal import TrainConfig, train
+    from mbmeta.pearl import PEARLConfig, train_pearl
+    from mbmeta.rl2 import RL2Config, train_rl2
+
+    def grbal(config: TrainConfig, run_dir: Path, args: argparse.Namespace) -> None:
+        train(config, run_dir, collection_policy, not args.no_resume, workers=args.workers, address=args.ray_address)
+
+    def rl_learner(train_fn: object) -> object:
+        def run(config: RL2Config | PEARLConfig, run_dir: Path, args: argparse.Namespace) -> None:
+            if args.workers > 1 or args.ray_address:
+                raise ValueError("--workers and --ray-address parallelise GrBAL's data collection; RL² and PEARL "
+                                 "collect on one worker")
+            env = robots.make(config.robot, episode_length=config.episode_length)
+            train_fn(env, config, run_dir, resume=not args.no_resume)
+        return run
+
+    return {"grbal": (TrainConfig, grbal), "rl2": (RL2Config, rl_learner(train_rl2)),
+            "pearl": (PEARLConfig, rl_learner(train_pearl))}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from controllers.collection import collection_policy
     from mbmeta.config import ConfigError, from_dict, read_yaml
-    from mbmeta.grbal import TrainConfig, train
-    from mbmeta.rl2 import RL2Config, train_rl2
+    from scripts.curves import plot_learning_curve
 
     path = resolve_config(args.config)
     data = read_yaml(path)
     learner = data.pop("learner", "grbal") if isinstance(data, dict) else "grbal"
-    if learner not in LEARNERS:
-        raise ConfigError(f"{path.name}.learner: expected one of {list(LEARNERS)}, got {learner!r}")
-    config = from_dict(TrainConfig if learner == "grbal" else RL2Config, data, where=path.name)
+    known = learners()
+    if learner not in known:
+        raise ConfigError(f"{path.name}.learner: expected one of {list(known)}, got {learner!r}")
+    config_class, train = known[learner]
+    config = from_dict(config_class, data, where=path.name)
     overrides = {"seed": args.seed} if args.seed is not None else {}
     if args.budget is not None:
-        if learner != "rl2":
+        if learner == "grbal":
             raise ValueError("--budget sets an RL learner's environment steps; GrBAL's budget is its iterations")
         overrides["budget"] = args.budget
     config = dataclasses.replace(config, **overrides)
     run_dir = Path(args.run_dir or Path("runs") / f"{path.stem}-seed{config.seed}")
-    if learner == "rl2":
-        env = robots.make(config.robot, episode_length=config.episode_length)
-        train_rl2(env, config, run_dir, resume=not args.no_resume)
-        checkpoint = run_dir / "checkpoint.pt"
-    else:
-        checkpoint = train(config, run_dir, collection_policy, resume=not args.no_resume)
-    print(f"checkpoint: {checkpoint}")
+    train(config, run_dir, args)
+    print(f"checkpoint: {run_dir / 'checkpoint.pt'}")
+    print(f"learning curve: {plot_learning_curve(run_dir)}")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from mbmeta.grbal import export_model
+    from mbmeta import grbal, pearl, rl2
+    from mbmeta.checkpoint import load_checkpoint
 
-    dest = export_model(args.checkpoint, args.dest)
+    exporters = {grbal.CHECKPOINT_FORMAT: grbal.export_model, rl2.CHECKPOINT_FORMAT: rl2.export_rl2,
+                 pearl.CHECKPOINT_FORMAT: pearl.export_pearl}
+    fmt = load_checkpoint(args.checkpoint)["format"]
+    if fmt not in exporters:
+        raise ValueError(f"{args.checkpoint} holds a {fmt!r} checkpoint; mbmeta exports {sorted(exporters)}")
+    dest = exporters[fmt](args.checkpoint, args.dest)
     print(f"wrote {dest} ({dest.stat().st_size / 1e6:.2f} MB)")
     return 0
 
@@ -140,6 +162,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     config = CompareConfig(robot=args.robot, controllers=controllers, out=Path(args.out or f"results/{args.robot}"),
                            seed=args.seed, seeds=quick.get("seeds", args.seeds),
                            episode_length=quick.get("episode_length", args.episode_length),
+                           workers=args.workers, ray_address=args.ray_address,
                            **({"models": Path(args.models)} if args.models else {}))
     out = run_compare(config)
     print((out / "results.md").read_text())
@@ -155,6 +178,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"\n## {module.__name__}\n", flush=True)
         module.main(argv)
     return 0
+
+
+def add_ray_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--workers", type=int, default=1, help="run episodes on this many Ray workers (needs "
+                                                                "pip install 'mbmeta[ray]'); the same results as 1")
+    command.add_argument("--ray-address", metavar="ADDR", help="use the Ray cluster at ADDR (e.g. auto, or "
+                                                                "ray://head:10001) instead of starting one here")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -181,30 +211,35 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.set_defaults(func=cmd_run)
 
-    tr = sub.add_parser("train", help="train a dynamics model (GrBAL or the non-adaptive baseline)",
+    tr = sub.add_parser("train", help="train a learner: GrBAL, the non-adaptive model, RL² or PEARL",
                         formatter_class=RAW, epilog="examples:\n  mbmeta train ant_grbal\n"
                                                     "  mbmeta train rl2_ant --budget 20000\n"
+                                                    "  mbmeta train pearl_quadrotor --budget 50000\n"
                                                     "  mbmeta train my_config.yaml --seed 3 --run-dir runs/mine")
-    tr.add_argument("config", help="a YAML config (its 'learner' key: grbal, the default, or rl2), or a preset: "
-                                   "ant_grbal, ant_mb, quadrotor_grbal, quadrotor_mb, rl2_ant, rl2_quadrotor")
+    tr.add_argument("config", help="a YAML config (its 'learner' key: grbal, the default, rl2 or pearl), or a "
+                                   "preset: ant_grbal, ant_mb, quadrotor_grbal, quadrotor_mb, rl2_ant, rl2_quadrotor, "
+                                   "pearl_ant, pearl_quadrotor")
     tr.add_argument("--run-dir", help="where checkpoints and logs go (default runs/<config>-seed<seed>)")
     tr.add_argument("--seed", type=int, help="overrides the config's seed")
-    tr.add_argument("--budget", type=int, help="environment steps, for RL learners (rl2): a small run finishes in "
-                                               "minutes; rerun with a larger budget to continue")
+    tr.add_argument("--budget", type=int, help="environment steps, for the RL learners (rl2, pearl): a small run "
+                                               "finishes in minutes; rerun with a larger budget to continue")
     tr.add_argument("--no-resume", action="store_true", help="start over even if the run directory has a checkpoint")
+    add_ray_arguments(tr)
     tr.set_defaults(func=cmd_train)
 
     cmp = sub.add_parser("compare", help="every controller on held-out and training tasks: table and plots",
                          formatter_class=RAW, epilog="examples:\n  mbmeta compare ant --quick\n"
                                                      "  mbmeta compare quadrotor --seeds 5 --out results/quad")
     cmp.add_argument("robot", choices=sorted(robots.ROBOTS), help=names)
-    cmp.add_argument("--controllers", nargs="+", metavar="NAME", help="default: adaptive nonadaptive scripted random")
+    cmp.add_argument("--controllers", nargs="+", metavar="NAME",
+                     help="default: adaptive nonadaptive pearl rl2 scripted random")
     cmp.add_argument("--seeds", type=int, default=3)
     cmp.add_argument("--episode-length", type=int)
     cmp.add_argument("--quick", action="store_true", help="2 seeds, short episodes: minutes on 2 cores")
     cmp.add_argument("--out", help="output folder (default results/<robot>)")
-    cmp.add_argument("--models", metavar="DIR", help="folder with <robot>_grbal.pt and <robot>_mb.pt "
+    cmp.add_argument("--models", metavar="DIR", help="folder with <robot>_grbal.pt, _mb.pt, _pearl.pt and _rl2.pt "
                                                      "(default: the shipped models; see mbmeta export)")
+    add_ray_arguments(cmp)
     cmp.add_argument("--seed", type=int, default=0)
     cmp.set_defaults(func=cmd_compare)
 

@@ -20,19 +20,27 @@ ALIASES = {"adaptive": "cem_adaptive", "nonadaptive": "cem_mpc"}
 CONTROLLER_CHOICES = sorted([*ALIASES, *CONTROLLERS])
 
 
-def shipped_checkpoint(robot: str, adaptive: bool, models: Path = SHIPPED) -> Path:
-    """The model in `models` (default: the ones shipped with mbmeta): `<robot>_grbal.pt`, GrBAL's
-    prior, for adaptive controllers; `<robot>_mb.pt`, the non-adaptive baseline (the GrBAL paper's
-    "MB"), for the others."""
-    return Path(models) / f"{robot}_{'grbal' if adaptive else 'mb'}.pt"
+def shipped_checkpoint(robot: str, controller: str, models: Path = SHIPPED) -> Path | None:
+    """The file in `models` (default: the ones shipped with mbmeta) that `controller` needs, or None:
+    `<robot>_grbal.pt` (GrBAL's prior) for the adaptive MPC controllers, `<robot>_mb.pt` (the GrBAL
+    paper's non-adaptive "MB" model) for the others, `<robot>_pearl.pt` and `<robot>_rl2.pt`."""
+    controller = ALIASES.get(controller, controller)
+    if controller.endswith(("_adaptive", "_mpc")):
+        return Path(models) / f"{robot}_{'grbal' if controller.endswith('_adaptive') else 'mb'}.pt"
+    if controller in ("pearl", "rl2"):
+        return Path(models) / f"{robot}_{controller}.pt"
+    return None
 
 
 def build(robot: str, name: str, env: RobotEnv, checkpoint: str | None, seed: int,
           models: Path = SHIPPED) -> Controller:
+    """The controller `name` (an alias or a registered name) for `env`, on the shipped checkpoint
+    unless `checkpoint` is given."""
+    if checkpoint is None:
+        checkpoint = shipped_checkpoint(robot, name, models)
     name = ALIASES.get(name, name)
-    if name.endswith(("_adaptive", "_mpc")) and checkpoint is None:
-        checkpoint = str(shipped_checkpoint(robot, name.endswith("_adaptive"), models))
-    return make_controller(ControllerConfig(controller=name, checkpoint=checkpoint, seed=seed), env)
+    return make_controller(ControllerConfig(controller=name, checkpoint=checkpoint and str(checkpoint), seed=seed),
+                           env)
 
 
 class TimedController:

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mbmeta.parallel import map_ordered
 from robots import AntTask, PayloadTask
+from robots.base import Task
 from scripts.common import SHIPPED, build, make_env, timed_episode
 
 # Held-out ("test") and training tasks compared per robot, by name; and the mid-episode change.
@@ -27,7 +29,7 @@ TASKS = {
 # checkpoints often end an episode within a few seconds (see the README).
 CHANGE = {"ant": (AntTask(broken_leg=3, at_step=20), "leg 3 breaks"),
           "quadrotor": (PayloadTask(mass=0.010, cable_length=0.25, at_step=24), "payload picked up")}
-DEFAULT_CONTROLLERS = ["adaptive", "nonadaptive", "scripted", "random"]
+DEFAULT_CONTROLLERS = ["adaptive", "nonadaptive", "pearl", "rl2", "scripted", "random"]
 
 
 @dataclasses.dataclass
@@ -38,32 +40,64 @@ class CompareConfig:
     episode_length: int | None = None  # None: the robot's default
     out: Path = Path("results")
     seed: int = 0
-    models: Path = SHIPPED  # where <robot>_grbal.pt and <robot>_mb.pt are
+    models: Path = SHIPPED  # where <robot>_grbal.pt, _mb.pt, _pearl.pt and _rl2.pt are
+    curve_controllers: list[str] = dataclasses.field(default_factory=lambda: ["adaptive", "nonadaptive"])
+    workers: int = 1  # > 1: episodes run on Ray workers
+    ray_address: str | None = None  # an existing Ray cluster
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalJob:
+    """One episode of the comparison: a controller on a task (a name, or the mid-episode change) with a seed."""
+
+    split: str  # "test", "train", or "change" for the adaptation curve
+    task: str | Task
+    controller: str
+    seed: int
+
+
+@dataclasses.dataclass
+class Evaluate:
+    """Runs an `EvalJob` (picklable, so Ray workers can run it); returns its table row and reward per step."""
+
+    config: CompareConfig
+    progress: bool = True
+
+    def __call__(self, job: EvalJob) -> tuple[dict, np.ndarray]:
+        config = self.config
+        env = make_env(config.robot, job.task, episode_length=config.episode_length)
+        controller = build(config.robot, job.controller, env, None, job.seed, config.models)
+        result = timed_episode(env, controller, seed=job.seed)
+        episode = result.episode
+        task = job.task if isinstance(job.task, str) else job.task.name
+        row = {"robot": config.robot, "split": job.split, "task": task, "controller": job.controller,
+               "seed": job.seed, "return": episode.total_reward, "steps": episode.length,
+               "terminated": episode.terminated, "latency_p50_ms": float(np.median(result.latencies_ms))}
+        if self.progress:
+            print(f"  {job.split:6s} {row['task']:15s} {job.controller:12s} seed {job.seed}: return "
+                  f"{row['return']:9.2f} ({row['steps']} steps)", flush=True)
+        rewards = np.full(env.episode_length, np.nan)
+        rewards[: episode.length] = episode.rewards
+        return row, rewards
 
 
 def run_compare(config: CompareConfig, progress: bool = True) -> Path:
+    """Every controller on every task with every seed, then the adaptation-curve episodes, on
+    `config.workers` Ray workers when > 1; writes the table, CSV and plots to `config.out`."""
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for split, tasks in TASKS[config.robot].items():
-        for task in tasks:
-            for name in config.controllers:
-                for s in range(config.seeds):
-                    seed = config.seed + s
-                    env = make_env(config.robot, task, episode_length=config.episode_length)
-                    controller = build(config.robot, name, env, None, seed, config.models)
-                    result = timed_episode(env, controller, seed=seed)
-                    rows.append({"robot": config.robot, "split": split, "task": task, "controller": name, "seed": seed,
-                                 "return": result.episode.total_reward, "steps": result.episode.length,
-                                 "terminated": result.episode.terminated,
-                                 "latency_p50_ms": float(np.median(result.latencies_ms))})
-                    if progress:
-                        print(f"  {split:5s} {task:15s} {name:12s} seed {seed}: return {rows[-1]['return']:9.2f} "
-                              f"({rows[-1]['steps']} steps)", flush=True)
+    seeds = [config.seed + s for s in range(config.seeds)]
+    jobs = [EvalJob(split, task, name, seed) for split, tasks in TASKS[config.robot].items() for task in tasks
+            for name in config.controllers for seed in seeds]
+    change, _ = CHANGE[config.robot]
+    jobs += [EvalJob("change", change, name, seed) for name in config.curve_controllers for seed in seeds]
+    results = map_ordered(Evaluate(config, progress), jobs, config.workers, config.ray_address)
+    rows = [row for row, _ in results if row["split"] != "change"]
     write_rows(out / "results.csv", rows)
     (out / "results.md").write_text(markdown_table(config, rows))
     plot_returns(out / "returns.png", config, rows)
-    curves = adaptation_curves(config)
+    curves = {name: mean_curve([r for row, r in results if row["split"] == "change" and row["controller"] == name])
+              for name in config.curve_controllers}
     plot_adaptation(out / "adaptation.png", config, curves)
     return out
 
@@ -98,23 +132,11 @@ def markdown_table(config: CompareConfig, rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def adaptation_curves(config: CompareConfig) -> dict[str, np.ndarray]:
-    """Reward per step (mean over seeds) of the adaptive and non-adaptive controllers across the change."""
-    task, _ = CHANGE[config.robot]
-    curves = {}
-    for name in ("adaptive", "nonadaptive"):
-        runs = []
-        for s in range(config.seeds):
-            env = make_env(config.robot, task, episode_length=config.episode_length)
-            controller = build(config.robot, name, env, None, config.seed + s, config.models)
-            episode = timed_episode(env, controller, seed=config.seed + s)
-            rewards = np.full(env.episode_length, np.nan)
-            rewards[: episode.episode.length] = episode.episode.rewards
-            runs.append(rewards)
-        runs = np.array(runs)
-        alive = ~np.isnan(runs).all(axis=0)  # steps that some seed reached
-        curves[name] = np.where(alive, np.nanmean(np.where(alive, runs, 0.0), axis=0), np.nan)
-    return curves
+def mean_curve(runs: list[np.ndarray]) -> np.ndarray:
+    """Reward per step averaged over the seeds that reached the step (NaN where none did)."""
+    runs = np.array(runs)
+    alive = ~np.isnan(runs).all(axis=0)
+    return np.where(alive, np.nanmean(np.where(alive, runs, 0.0), axis=0), np.nan)
 
 
 def pyplot():  # noqa: ANN201 - matplotlib.pyplot, imported on demand with a file-only backend

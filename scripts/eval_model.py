@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 import robots
-from controllers.collection import exploration_policy
+from controllers.collection import collection_policy
 from mbmeta.data import TransitionStore, Windows, WindowSampler
-from mbmeta.grbal import collect, load_model
+from mbmeta.grbal import collect, episode_jobs, load_model
 from mbmeta.maml import adapt
 from mbmeta.model import DynamicsModel, Params
 
@@ -33,7 +33,8 @@ def collect_split(robot: str, split: str, episodes: int, episode_length: int, se
     env = robots.make(robot, episode_length=episode_length)
     rng = np.random.default_rng(seed)
     store = TransitionStore(env.observation_space.shape[0], env.action_space.shape[0])
-    collect(env, exploration_policy(env, rng), env.sample_tasks(episodes, split, rng), rng, store)
+    jobs = episode_jobs(robot, episode_length, 0, False, env.sample_tasks(episodes, split, rng), rng)
+    collect(jobs, collection_policy, store=store)  # iteration 0: the exploration policy
     return store
 
 

@@ -38,7 +38,8 @@ def test_budget_is_for_rl_learners_and_a_bad_learner_is_named(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("learner: sac\n")
     result = run_cli("train", str(config))
-    assert result.returncode == 2 and "c.yaml.learner: expected one of ['grbal', 'rl2'], got 'sac'" in result.stderr
+    expected = "c.yaml.learner: expected one of ['grbal', 'rl2', 'pearl'], got 'sac'"
+    assert result.returncode == 2 and expected in result.stderr
 
 
 def test_a_bad_robot_name_lists_the_choices():
@@ -57,8 +58,22 @@ def test_a_bad_task_and_a_missing_checkpoint_are_one_line_errors(tmp_path):
 
 @pytest.mark.parametrize("robot, task", [("ant", "broken-leg-3"), ("quadrotor", "heavy-payload")])
 def test_run_with_the_shipped_checkpoint_finishes_an_episode(robot, task):
-    assert shipped_checkpoint(robot, adaptive=True).exists()
+    assert shipped_checkpoint(robot, "adaptive").exists()
     result = run_cli("run", robot, "--controller", "adaptive", "--task", task, "--steps", "40")
     assert result.returncode == 0, result.stderr
     assert f"{robot} | adaptive | task " in result.stdout and "| episode 0 | return" in result.stdout
     assert "latency p50" in result.stdout and "adaptations" in result.stdout
+
+
+def test_train_an_rl_learner_writes_checkpoint_log_and_learning_curve_and_resumes(tmp_path):
+    config = tmp_path / "pearl.yaml"
+    config.write_text("learner: pearl\nrobot: quadrotor\nepisode_length: 10\nbudget: 20\ntrain_tasks: 2\n"
+                      "initial_steps: 10\nprior_steps: 10\nposterior_steps: 0\nhidden: 8\nlayers: 1\n"
+                      "encoder_hidden: 8\nupdates_per_iteration: 2\nmeta_batch: 2\nbatch_size: 4\ncontext_size: 4\n")
+    run = tmp_path / "run"
+    result = run_cli("train", str(config), "--run-dir", str(run))
+    assert result.returncode == 0, result.stderr
+    assert (run / "checkpoint.pt").exists() and (run / "learning_curve.png").stat().st_size > 0
+    result = run_cli("train", str(config), "--run-dir", str(run), "--budget", "40")
+    assert result.returncode == 0, result.stderr
+    assert (run / "log.csv").read_text().count("\n") == 3  # header, the first run's iteration, one more

@@ -16,6 +16,7 @@ from controllers.registry import CONTROLLERS, ControllerConfig, make_controller
 from mbmeta.grbal import TrainConfig, train
 from mbmeta.maml import MetaConfig
 from mbmeta.model import ModelConfig
+from mbmeta.pearl import PEARLConfig, train_pearl
 from mbmeta.rl2 import RL2Config, train_rl2
 from robots.rollout import rollout
 
@@ -24,7 +25,7 @@ SMALL_PLANNER = PlannerConfig(horizon=4, population=16, iterations=2)
 
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory):
-    """A tiny GrBAL model per robot, trained for a few seconds."""
+    """A tiny GrBAL model, RL² policy and PEARL agent per robot, trained for a few seconds."""
     paths = {}
     for robot in robots.ROBOTS:
         config = TrainConfig(robot=robot, iterations=1, episodes_per_iteration=4, episode_length=60,
@@ -35,12 +36,17 @@ def checkpoints(tmp_path_factory):
         rl2_dir = tmp_path_factory.mktemp(f"{robot}-rl2")
         train_rl2(rl2_env, RL2Config(budget=60, trials_per_update=2, hidden=16, minibatches=1), rl2_dir, progress=False)
         paths[f"{robot}-rl2"] = str(rl2_dir / "checkpoint.pt")
+        pearl_dir = tmp_path_factory.mktemp(f"{robot}-pearl")
+        train_pearl(rl2_env, PEARLConfig(budget=30, train_tasks=2, initial_steps=15, hidden=16, layers=1,
+                                         encoder_hidden=16, updates_per_iteration=2, meta_batch=2, batch_size=8,
+                                         context_size=8), pearl_dir, progress=False)
+        paths[f"{robot}-pearl"] = str(pearl_dir / "checkpoint.pt")
     return paths
 
 
 def build(name, robot, checkpoints, backend="torch"):
     env = robots.make(robot, episode_length=30)
-    checkpoint = checkpoints[f"{robot}-rl2"] if name == "rl2" else checkpoints[robot]
+    checkpoint = checkpoints[f"{robot}-{name}"] if name in ("rl2", "pearl") else checkpoints[robot]
     config = ControllerConfig(controller=name, checkpoint=checkpoint,
                               mpc=MPCConfig(planner=SMALL_PLANNER, backend=backend))
     return env, make_controller(config, env)
@@ -162,3 +168,16 @@ def test_ctrl_c_stops_the_loop_and_sends_the_safe_action():
     report = run_loop(controller, robot, 200.0, 50, safe_action=np.zeros(8))
     assert report.interrupted and len(robot.actions) == 6
     np.testing.assert_array_equal(robot.actions[-1], 0.0)
+
+
+def test_pearl_keeps_its_context_within_a_task_and_forgets_on_a_new_one(checkpoints):
+    env, controller = build("pearl", "quadrotor", checkpoints)
+    episode = rollout(env, controller, seed=0, max_steps=5)
+    assert controller.info()["context"] == 5 and controller.info()["posterior_std"] < 1.0
+    z = controller.z.clone()
+    controller.reset(episode.observations[-1], new_task=False)
+    assert controller.info()["context"] == 5 and torch.equal(controller.z, z)
+    rollout(env, controller, seed=1, max_steps=20, new_task=False)
+    assert controller.info()["context"] == 8  # a window of the context size it was trained with
+    controller.reset(episode.observations[-1], new_task=True)
+    assert controller.info() == {"context": 0, "posterior_std": 1.0}
