@@ -47,6 +47,22 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
+def resume_run(path: Path, config: dict[str, Any], rng: Any, what: str) -> dict[str, Any]:
+    """The checkpoint of an RL run with `config` (its budget aside, which a resumed run may raise);
+    restores the numpy `rng` and torch's global RNG to where the run stopped."""
+    state = load_checkpoint(path)
+    if {**state["config"], "budget": None} != {**config, "budget": None}:
+        raise ValueError(f"{path.parent} holds {what} run with another config; use a new run directory")
+    rng.bit_generator.state = state["rng"]["numpy"]
+    torch.set_rng_state(state["rng"]["torch"])
+    return state
+
+
+def rng_states(rng: Any) -> dict[str, Any]:
+    """What `resume_run` restores."""
+    return {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}
+
+
 def export_checkpoint(checkpoint: str | Path, dest: str | Path, fmt: str, keep: list[str],
                       **replace: Any) -> Path:
     """Copy the entries `keep` of a `fmt` checkpoint (plus `replace`) to `dest`: the small, inference-only

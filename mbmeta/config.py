@@ -86,3 +86,13 @@ def to_dict(config: Any) -> dict[str, Any]:
             return {k: plain(x) for k, x in v.items()}
         return v
     return plain(dataclasses.asdict(config))
+
+
+@dataclasses.dataclass
+class RLRunConfig:
+    """What every budgeted RL learner's config starts with."""
+
+    robot: str = "ant"  # for `mbmeta train`; the learners themselves take any env
+    episode_length: int = 200
+    seed: int = 0
+    budget: int = 100_000  # environment steps; a resumed run may raise it

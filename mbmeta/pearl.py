@@ -34,20 +34,16 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from mbmeta.checkpoint import RunLog, export_checkpoint, load_checkpoint, save_checkpoint
-from mbmeta.config import to_dict
+from mbmeta.checkpoint import RunLog, export_checkpoint, load_checkpoint, resume_run, rng_states, save_checkpoint
+from mbmeta.config import RLRunConfig, to_dict
 
 CHECKPOINT_FORMAT = "mbmeta.pearl/1"
 
 
 @dataclasses.dataclass
-class PEARLConfig:
+class PEARLConfig(RLRunConfig):
     """Defaults are the original's (configs/default.py of the PEARL code) unless noted."""
 
-    robot: str = "ant"  # for `mbmeta train`; train_pearl itself takes any env
-    episode_length: int = 200
-    seed: int = 0
-    budget: int = 100_000  # environment steps; a resumed run may raise it
     latent_dim: int = 5
     kl_weight: float = 0.1
     hidden: int = 300
@@ -291,15 +287,11 @@ def train_pearl(env: Any, config: PEARLConfig, run_dir: str | Path | None = None
     run_log = RunLog(run_dir) if run_dir is not None else None
     path = Path(run_dir) / "checkpoint.pt" if run_dir is not None else None
     if path is not None and resume and path.exists():
-        state = load_checkpoint(path)
-        if {**state["config"], "budget": None} != {**to_dict(config), "budget": None}:
-            raise ValueError(f"{run_dir} holds a PEARL run with another config; use a new run directory")
+        state = resume_run(path, to_dict(config), rng, "a PEARL")
         agent.load_state_dict(state["agent"])
         sac.load_state_dict(state["sac"])
         for buffer, saved in zip(replay + contexts, state["replay"] + state["contexts"], strict=True):
             buffer.load_state_dict(saved)
-        rng.bit_generator.state = state["rng"]["numpy"]
-        torch.set_rng_state(state["rng"]["torch"])
         log, steps, iteration = state["log"], state["steps"], state["iteration"]
     bar = tqdm(total=config.budget, initial=steps, desc="PEARL", unit="step", disable=not progress)
     while steps < config.budget:
@@ -333,7 +325,7 @@ def train_pearl(env: Any, config: PEARLConfig, run_dir: str | Path | None = None
                 "format": CHECKPOINT_FORMAT, "config": to_dict(config), "agent": agent.state_dict(),
                 "sac": sac.state_dict(), "replay": [b.state_dict() for b in replay],
                 "contexts": [b.state_dict() for b in contexts], "steps": steps, "iteration": iteration, "log": log,
-                "rng": {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}, "obs_dim": obs_dim,
+                "rng": rng_states(rng), "obs_dim": obs_dim,
                 "low": env.action_space.low.tolist(), "high": env.action_space.high.tolist()})
             run_log.write(log)
     bar.close()

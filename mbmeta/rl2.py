@@ -21,18 +21,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from mbmeta.checkpoint import RunLog, export_checkpoint, load_checkpoint, save_checkpoint
-from mbmeta.config import to_dict
+from mbmeta.checkpoint import RunLog, export_checkpoint, load_checkpoint, resume_run, rng_states, save_checkpoint
+from mbmeta.config import RLRunConfig, to_dict
 
 CHECKPOINT_FORMAT = "mbmeta.rl2/1"
 
 
 @dataclasses.dataclass
-class RL2Config:
-    robot: str = "ant"  # for `mbmeta train`; train_rl2 itself takes any env
-    episode_length: int = 200
-    seed: int = 0
-    budget: int = 100_000  # environment steps; a resumed run may raise it
+class RL2Config(RLRunConfig):
     episodes_per_trial: int = 2
     trials_per_update: int = 32
     hidden: int = 128
@@ -196,13 +192,9 @@ def train_rl2(env: Any, config: RL2Config, run_dir: str | Path | None = None, re
     path = Path(run_dir) / "checkpoint.pt" if run_dir is not None else None
     run_log = RunLog(run_dir) if run_dir is not None else None
     if path is not None and resume and path.exists():
-        state = load_checkpoint(path)
-        if {**state["config"], "budget": None} != {**to_dict(config), "budget": None}:
-            raise ValueError(f"{run_dir} holds an RL² run with another config; use a new run directory")
+        state = resume_run(path, to_dict(config), rng, "an RL²")
         policy.load_state_dict(state["policy"])
         optimizer.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = state["rng"]["numpy"]
-        torch.set_rng_state(state["rng"]["torch"])
         log, steps = state["log"], state["steps"]
     bar = tqdm(total=config.budget, initial=steps, desc="RL²", unit="step", disable=not progress)
     while steps < config.budget:
@@ -219,7 +211,7 @@ def train_rl2(env: Any, config: RL2Config, run_dir: str | Path | None = None, re
             save_checkpoint(path, {
                 "format": CHECKPOINT_FORMAT, "config": to_dict(config), "policy": policy.state_dict(),
                 "optimizer": optimizer.state_dict(), "steps": steps, "log": log,
-                "rng": {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()},
+                "rng": rng_states(rng),
                 "obs_dim": int(np.prod(env.observation_space.shape)), "act_dim": policy.act_dim,
                 "discrete": policy.discrete})
             run_log.write(log)
