@@ -40,8 +40,7 @@ class PEARLController(Controller):
 
     def posterior(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and variance of q(z | the current context)."""
-        width = 2 * self.agent.obs_dim + self.agent.act_dim + 1
-        rows = np.array(self.context, dtype=np.float32).reshape(len(self.context), width)
+        rows = np.array(self.context, dtype=np.float32).reshape(len(self.context), self.agent.context_dim)
         with torch.no_grad():
             return self.agent.posterior(torch.as_tensor(rows))
 

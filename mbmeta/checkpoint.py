@@ -6,6 +6,7 @@ import csv
 import io
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,9 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
         raise
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint written by `save_checkpoint`, or raise CheckpointError naming the problem."""
+def load_checkpoint(path: str | Path, fmt: str | None = None, what: str = "") -> dict[str, Any]:
+    """Read a checkpoint written by `save_checkpoint`, or raise CheckpointError naming the problem;
+    with `fmt`, a checkpoint of another format is a ValueError saying it is not `what`."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {str(path)!r}")
@@ -44,6 +46,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
                               f"{type(err).__name__}); use an earlier checkpoint or retrain") from err
     if not isinstance(state, dict) or "format" not in state:
         raise CheckpointError(f"{str(path)!r} is not an mbmeta checkpoint (no 'format' entry)")
+    if fmt is not None and state["format"] != fmt:
+        raise ValueError(f"{path} holds a {state['format']!r} checkpoint, not {what}")
     return state
 
 
@@ -53,24 +57,28 @@ def resume_run(path: Path, config: dict[str, Any], rng: Any, what: str) -> dict[
     state = load_checkpoint(path)
     if {**state["config"], "budget": None} != {**config, "budget": None}:
         raise ValueError(f"{path.parent} holds {what} run with another config; use a new run directory")
-    rng.bit_generator.state = state["rng"]["numpy"]
-    torch.set_rng_state(state["rng"]["torch"])
+    restore_rngs(state["rng"], rng)
     return state
 
 
 def rng_states(rng: Any) -> dict[str, Any]:
-    """What `resume_run` restores."""
+    """The numpy `rng`'s state and torch's global RNG state, for a checkpoint."""
     return {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}
 
 
-def export_checkpoint(checkpoint: str | Path, dest: str | Path, fmt: str, keep: list[str],
-                      **replace: Any) -> Path:
-    """Copy the entries `keep` of a `fmt` checkpoint (plus `replace`) to `dest`: the small, inference-only
-    file to ship or share, without optimiser state, replay data or RNG states."""
-    state = load_checkpoint(checkpoint)
-    if state["format"] != fmt:
-        raise CheckpointError(f"{checkpoint} holds a {state['format']!r} checkpoint, not {fmt!r}")
-    save_checkpoint(dest, {"format": fmt, **{key: state[key] for key in keep}, **replace})
+def restore_rngs(states: dict[str, Any], rng: Any) -> None:
+    """Put the numpy `rng` and torch's global RNG back where `rng_states` found them."""
+    rng.bit_generator.state = states["numpy"]
+    torch.set_rng_state(states["torch"])
+
+
+def export_checkpoint(checkpoint: str | Path, dest: str | Path, fmt: str, what: str, keep: list[str],
+                      derive: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Path:
+    """Copy the entries `keep` of a `fmt` checkpoint (plus those `derive(state)` returns) to `dest`: the
+    small, inference-only file to ship or share, without optimiser state, replay data or RNG states."""
+    state = load_checkpoint(checkpoint, fmt, what)
+    extra = derive(state) if derive is not None else {}
+    save_checkpoint(dest, {"format": fmt, **{key: state[key] for key in keep}, **extra})
     return Path(dest)
 
 

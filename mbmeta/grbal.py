@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 import robots
-from mbmeta.checkpoint import RunLog, export_checkpoint, load_checkpoint, save_checkpoint
+from mbmeta.checkpoint import RunLog, export_checkpoint, load_checkpoint, restore_rngs, rng_states, save_checkpoint
 from mbmeta.config import from_dict, to_dict
 from mbmeta.data import TransitionStore, WindowSampler
 from mbmeta.maml import MetaConfig, MetaTrainer
@@ -135,8 +135,7 @@ def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, 
         trainer.load_state_dict(state["trainer"])
         store = TransitionStore.load(data_path)
         store.truncate(state["transitions"])  # data written after the checkpoint belongs to a lost iteration
-        rng.bit_generator.state = state["rng"]["numpy"]
-        torch.set_rng_state(state["rng"]["torch"])
+        restore_rngs(state["rng"], rng)
         log, start = state["log"], state["iteration"]
     sampler = WindowSampler(store, config.meta.k, config.meta.K)
     steps = config.train_steps_per_iteration
@@ -164,7 +163,7 @@ def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, 
             "format": CHECKPOINT_FORMAT, "obs_dim": obs_dim, "act_dim": act_dim, "train_config": to_dict(config),
             "model": model.state_dict(), "trainer": trainer.state_dict(), "iteration": iteration + 1,
             "transitions": len(store), "log": log,
-            "rng": {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()},
+            "rng": rng_states(rng),
         })
         run_log.write(log)
     bar.close()
@@ -173,9 +172,7 @@ def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, 
 
 def load_model(path: str | Path) -> tuple[DynamicsModel, Params, TrainConfig]:
     """The trained model, its inner step sizes α, and the config it was trained with."""
-    state = load_checkpoint(path)
-    if state["format"] != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} holds a {state['format']!r} checkpoint, not a dynamics model")
+    state = load_checkpoint(path, CHECKPOINT_FORMAT, "a dynamics model")
     config = from_dict(TrainConfig, state["train_config"], where=str(path))
     model = DynamicsModel(state["obs_dim"], state["act_dim"], config.model)
     model.load_state_dict(state["model"])
@@ -185,7 +182,6 @@ def load_model(path: str | Path) -> tuple[DynamicsModel, Params, TrainConfig]:
 
 def export_model(checkpoint: str | Path, dest: str | Path) -> Path:
     """A small, inference-only copy of a training checkpoint: model, step sizes α and config, no optimiser."""
-    step_sizes = load_checkpoint(checkpoint).get("trainer", {}).get("step_sizes")
-    return export_checkpoint(checkpoint, dest, CHECKPOINT_FORMAT, ["obs_dim", "act_dim", "train_config", "model",
-                                                                   "iteration", "transitions", "log"],
-                             trainer={"step_sizes": step_sizes})
+    return export_checkpoint(checkpoint, dest, CHECKPOINT_FORMAT, "a dynamics model",
+                             ["obs_dim", "act_dim", "train_config", "model", "iteration", "transitions", "log"],
+                             lambda state: {"trainer": {"step_sizes": state["trainer"]["step_sizes"]}})

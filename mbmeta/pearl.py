@@ -88,9 +88,11 @@ class PEARLAgent(nn.Module):
         super().__init__()
         act_dim, latent = len(low), config.latent_dim
         self.obs_dim, self.act_dim, self.latent_dim = obs_dim, act_dim, latent
+        self.context_dim = 2 * obs_dim + act_dim + 1  # one transition (s, a, r, s')
+        self.context_size = config.context_size  # transitions per task it was trained on
         self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
         self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
-        self.encoder = mlp(2 * obs_dim + act_dim + 1, 2 * latent, config.encoder_hidden, 3)
+        self.encoder = mlp(self.context_dim, 2 * latent, config.encoder_hidden, 3)
         self.policy = mlp(obs_dim + latent, 2 * act_dim, config.hidden, config.layers)
         self.q1 = mlp(obs_dim + act_dim + latent, 1, config.hidden, config.layers)
         self.q2 = mlp(obs_dim + act_dim + latent, 1, config.hidden, config.layers)
@@ -183,7 +185,7 @@ def collect(env: Any, agent: PEARLAgent, task: Any, steps: int, rng: np.random.G
     the original. Returns the number of transitions and the episode returns."""
     env.set_task(task)
     if context is None:
-        context = np.zeros((0, 2 * agent.obs_dim + agent.act_dim + 1), np.float32)
+        context = np.zeros((0, agent.context_dim), np.float32)
     with torch.no_grad():
         mean, var = agent.posterior(torch.as_tensor(context))
     n, returns = 0, []
@@ -334,20 +336,19 @@ def train_pearl(env: Any, config: PEARLConfig, run_dir: str | Path | None = None
 
 def load_pearl(path: str | Path) -> PEARLAgent:
     """The agent saved by `train_pearl(..., run_dir)`, for acting."""
-    state = load_checkpoint(path)
-    if state["format"] != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} holds a {state['format']!r} checkpoint, not a PEARL agent")
+    state = load_checkpoint(path, CHECKPOINT_FORMAT, "a PEARL agent")
     config = PEARLConfig(**state["config"])
     agent = PEARLAgent(state["obs_dim"], np.array(state["low"]), np.array(state["high"]), config)
     missing, unexpected = agent.load_state_dict(state["agent"], strict=False)
     if unexpected or any(not key.startswith(("q1.", "q2.")) for key in missing):  # exports drop the critic
         raise ValueError(f"{path}: the PEARL agent's parameters do not match its config ({missing + unexpected})")
-    agent.context_size = config.context_size  # the context size it was trained with
     return agent.requires_grad_(False)
 
 
 def export_pearl(checkpoint: str | Path, dest: str | Path) -> Path:
     """What acting needs (encoder and policy), without the critic, replay buffers or optimiser state."""
-    actor = {k: v for k, v in load_checkpoint(checkpoint)["agent"].items() if not k.startswith(("q1.", "q2."))}
-    return export_checkpoint(checkpoint, dest, CHECKPOINT_FORMAT, ["config", "obs_dim", "low", "high", "steps", "log"],
-                             agent=actor)
+    def actor(state: dict[str, Any]) -> dict[str, Any]:
+        return {"agent": {k: v for k, v in state["agent"].items() if not k.startswith(("q1.", "q2."))}}
+
+    return export_checkpoint(checkpoint, dest, CHECKPOINT_FORMAT, "a PEARL agent",
+                             ["config", "obs_dim", "low", "high", "steps", "log"], actor)

@@ -221,9 +221,7 @@ def train_rl2(env: Any, config: RL2Config, run_dir: str | Path | None = None, re
 
 def load_rl2(path: str | Path) -> RL2Policy:
     """The policy saved by `train_rl2(..., run_dir)`."""
-    state = load_checkpoint(path)
-    if state["format"] != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} holds a {state['format']!r} checkpoint, not an RL² policy")
+    state = load_checkpoint(path, CHECKPOINT_FORMAT, "an RL² policy")
     space = (gym.spaces.Discrete(state["act_dim"]) if state["discrete"]
              else gym.spaces.Box(-1.0, 1.0, shape=(state["act_dim"],)))
     policy = RL2Policy(state["obs_dim"], space, state["config"]["hidden"])
@@ -233,5 +231,5 @@ def load_rl2(path: str | Path) -> RL2Policy:
 
 def export_rl2(checkpoint: str | Path, dest: str | Path) -> Path:
     """The policy alone (no optimiser or RNG state): what `load_rl2` needs."""
-    return export_checkpoint(checkpoint, dest, CHECKPOINT_FORMAT,
+    return export_checkpoint(checkpoint, dest, CHECKPOINT_FORMAT, "an RL² policy",
                              ["config", "policy", "obs_dim", "act_dim", "discrete", "steps", "log"])

@@ -7,7 +7,6 @@ the moment the dynamics change mid-episode: a leg breaks, a payload is picked up
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import os
 import platform
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mbmeta.checkpoint import write_csv
 from mbmeta.parallel import map_ordered
 from robots import AntTask, PayloadTask
 from robots.base import Task
@@ -93,20 +93,13 @@ def run_compare(config: CompareConfig, progress: bool = True) -> Path:
     jobs += [EvalJob("change", change, name, seed) for name in config.curve_controllers for seed in seeds]
     results = map_ordered(Evaluate(config, progress), jobs, config.workers, config.ray_address)
     rows = [row for row, _ in results if row["split"] != "change"]
-    write_rows(out / "results.csv", rows)
+    write_csv(out / "results.csv", rows)
     (out / "results.md").write_text(markdown_table(config, rows))
     plot_returns(out / "returns.png", config, rows)
     curves = {name: mean_curve([r for row, r in results if row["split"] == "change" and row["controller"] == name])
               for name in config.curve_controllers}
     plot_adaptation(out / "adaptation.png", config, curves)
     return out
-
-
-def write_rows(path: Path, rows: list[dict]) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def mean_se(values: list[float]) -> tuple[float, float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from scripts.compare import pyplot
+from scripts.compare import pyplot, save
 
 
 def plot_learning_curve(run_dir: str | Path) -> Path:
@@ -21,9 +21,6 @@ def plot_learning_curve(run_dir: str | Path) -> Path:
     ax.set_xlabel("environment steps" if x_key == "steps" else "iteration")
     ax.set_ylabel("mean return per episode (training tasks)")
     ax.set_title(run_dir.name)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
     out = run_dir / "learning_curve.png"
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save(fig, ax, out)
     return out
