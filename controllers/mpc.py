@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
@@ -19,6 +19,7 @@ from controllers.base import Controller
 from controllers.planners import Evaluate, PlannerConfig, make_planner
 from controllers.rollout import Backend, make_rollout
 from mbmeta.adaptation import OnlineAdapter
+from mbmeta.config import NON_NEGATIVE, Range, at_least, check_fields
 from mbmeta.model import DynamicsModel, Params
 
 RewardFn = Callable[[Any, Any, Any], Any]
@@ -36,6 +37,12 @@ class MPCConfig:
     max_loss_ratio: float = 2.0  # adaptation guard: fall back to θ* beyond this loss ratio
     seed: int = 0
 
+    RANGES: ClassVar[dict[str, Range]] = {"k": at_least(1), "inner_steps": at_least(1),
+                                          "max_loss_ratio": at_least(1), "seed": NON_NEGATIVE}
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
 
 def make_evaluate(rollout: Callable[[np.ndarray, np.ndarray], np.ndarray], reward: RewardFn,
                   is_terminal: TerminalFn, state: np.ndarray) -> Evaluate:
@@ -48,8 +55,9 @@ def make_evaluate(rollout: Callable[[np.ndarray, np.ndarray], np.ndarray], rewar
         states = rollout(state, actions)
         ds = states.shape[-1]
         obs, nxt = states[:, :-1].reshape(-1, ds), states[:, 1:].reshape(-1, ds)
-        rewards = np.asarray(reward(obs, actions.reshape(-1, da), nxt), dtype=np.float64).reshape(n, horizon)
-        done = np.asarray(is_terminal(nxt)).reshape(n, horizon)
+        with np.errstate(all="ignore"):  # a diverging imagined rollout is scored below, not warned about
+            rewards = np.asarray(reward(obs, actions.reshape(-1, da), nxt), dtype=np.float64).reshape(n, horizon)
+            done = np.asarray(is_terminal(nxt)).reshape(n, horizon)
         alive = np.concatenate([np.ones((n, 1), bool), np.cumprod(~done, axis=1)[:, :-1].astype(bool)], axis=1)
         returns = np.where(alive, rewards, 0.0).sum(1)
         return np.where(np.isfinite(returns), returns, -1e9)
@@ -72,6 +80,10 @@ class MPCController(Controller):
                                      max_loss_ratio=config.max_loss_ratio)
         self.window: collections.deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = collections.deque(maxlen=config.k)
         self.plans = 0
+        self._adapted = False  # whether the last act adapted
+        # What the model saw in training: an observation beyond 10 standard deviations of it is warned about.
+        self._trained_mean = model.in_mean[: model.obs_dim].numpy().astype(np.float64)
+        self._trained_std = model.in_std[: model.obs_dim].numpy().astype(np.float64)
         self._warm_up()
 
     def _warm_up(self) -> None:
@@ -94,25 +106,31 @@ class MPCController(Controller):
         self.rollout.set_params(self.adapter.prior)
 
     def _act(self, obs: np.ndarray) -> np.ndarray:
-        if self.config.adapt and len(self.window) == self.config.k:
+        far = np.flatnonzero(np.abs(obs - self._trained_mean) > 10 * self._trained_std)
+        if len(far):
+            i = int(far[0])
+            self._warn_once("model range", f"MPCController.act: observation[{i}] = {obs[i]:g} lies beyond 10 standard "
+                                           f"deviations of the model's training data (mean {self._trained_mean[i]:g}, "
+                                           f"std {self._trained_std[i]:g}): its predictions there are guesses "
+                                           f"(warned once)")
+        self._adapted = self.config.adapt and len(self.window) == self.config.k
+        if self._adapted:
             obs_w, act_w, next_w = (np.stack(x) for x in zip(*self.window, strict=True))
             self.rollout.set_params(self.adapter.adapt(obs_w, act_w, next_w))
         plan = self.planner.plan(make_evaluate(self.rollout, self.reward, self.is_terminal, obs.astype(np.float32)))
         self.plans += 1
         return plan[0]
 
-    def observe(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray, done: bool) -> None:
+    def _observe(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray, done: bool) -> None:
         self.window.append((obs, action, next_obs))
 
-    def fallback_action(self, steps_since_plan: int = 1) -> np.ndarray | None:
-        """The last plan's action for now, `steps_since_plan` steps after it was made: what to send when
-        this step's plan comes too late. None before the first plan."""
+    def step_info(self) -> dict[str, float]:
+        return dict(self.adapter.last) if self._adapted else {}
+
+    def last_plan(self) -> np.ndarray | None:
         solution = self.planner.solution
-        if solution is None:
-            return None
-        action = solution[min(steps_since_plan, len(solution) - 1)]
-        return np.clip(action, self.action_space.low, self.action_space.high)
+        return None if solution is None else np.clip(solution, self.action_space.low, self.action_space.high)
 
     def info(self) -> dict[str, Any]:
-        return {"plans": self.plans, "adaptations": self.adapter.adaptations,
+        return {**super().info(), "plans": self.plans, "adaptations": self.adapter.adaptations,
                 "adaptation_fallbacks": self.adapter.fallbacks, "rollout": type(self.rollout).__name__}

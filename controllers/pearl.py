@@ -59,7 +59,7 @@ class PEARLController(Controller):
             _, _, mean_action = self.agent.pi(torch.as_tensor(obs, dtype=torch.float32), self.z)
             return self.agent.to_env(mean_action).numpy().astype(np.float64)
 
-    def observe(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray, done: bool) -> None:
+    def _observe(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray, done: bool) -> None:
         with torch.no_grad():
             unit_action = self.agent.from_env(torch.as_tensor(action, dtype=torch.float32)).numpy()
         self.context.append(context_rows(np.asarray(obs, np.float32), unit_action, np.float32(reward),
@@ -68,4 +68,5 @@ class PEARLController(Controller):
             self._infer()
 
     def info(self) -> dict[str, object]:
-        return {"context": len(self.context), "posterior_std": round(float(self.posterior()[1].sqrt().mean()), 4)}
+        posterior_std = round(float(self.posterior()[1].sqrt().mean()), 4)
+        return {**super().info(), "context": len(self.context), "posterior_std": posterior_std}

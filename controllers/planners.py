@@ -2,7 +2,7 @@
 
 A planner optimises an action sequence (H, da) against an `evaluate` function that scores a batch of
 candidate sequences (N, H, da) -> returns (N,). It knows nothing of models or robots (the split of
-mbrl-lib's optimisers and `ModelEnv`): `controllers.trajectory` builds `evaluate` from a dynamics
+mbrl-lib's optimisers and `ModelEnv`): `controllers.mpc.make_evaluate` builds `evaluate` from a dynamics
 rollout and a robot's batched reward. Every planner keeps its last solution and, by default, starts
 the next call from it shifted by one step (warm start); `reset()` forgets it.
 """
@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
+
+from mbmeta.config import FRACTION, NON_NEGATIVE, POSITIVE, Range, at_least, check_fields
 
 Evaluate = Callable[[np.ndarray], np.ndarray]
 
@@ -38,12 +40,14 @@ class PlannerConfig:
     temperature: float = 1.0  # lambda: lower is greedier
     mppi_std: float = 0.5
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "horizon": at_least(1), "population": at_least(2), "iterations": at_least(1),
+        "elite_fraction": Range(0, 1, low_open=True), "noise_beta": NON_NEGATIVE, "population_decay": at_least(1),
+        "keep_elite_fraction": FRACTION, "momentum": Range(0, 1, high_open=True), "initial_std": POSITIVE,
+        "nominal_action": Range(-1e6, 1e6), "temperature": POSITIVE, "mppi_std": POSITIVE}
+
     def __post_init__(self) -> None:
-        if self.horizon < 1 or self.population < 2 or self.iterations < 1:
-            raise ValueError(f"planner: horizon, iterations must be >= 1 and population >= 2, got horizon "
-                             f"{self.horizon}, population {self.population}, iterations {self.iterations}")
-        if not 0 < self.elite_fraction <= 1:
-            raise ValueError(f"planner.elite_fraction must lie in (0, 1], got {self.elite_fraction}")
+        check_fields(self)
 
 
 def colored_noise(beta: float, shape: tuple[int, int, int], rng: np.random.Generator) -> np.ndarray:

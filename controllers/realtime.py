@@ -3,10 +3,13 @@
 A user implements `RobotIO` for their robot (read an observation, send an action, optionally a
 clock); `SimulatedRobot` makes any mbmeta robot look like one. `run_loop` ticks at a fixed rate.
 Each tick it asks the controller for an action in a worker thread and waits at most until the
-deadline; a late controller never blocks the loop: the robot gets the fallback (the next action of
-the last plan, else the safe action) and the late result is dropped. Transitions that happened
-while the controller was busy are reported to it (`observe`) as soon as it is free. Ctrl-C stops
-the loop and the robot receives the safe action.
+deadline; a late controller never blocks the loop: the robot gets the fallback and the late action
+is dropped. The fallback is the step of the newest plan in force that matches the current tick:
+every plan comes back from the worker as a copy together with the tick of the observation it was
+made from (a late plan too, once it finishes), so the loop thread never reads a plan the worker is
+replacing, and row `tick - plan_tick` is the action that plan meant for now; before any plan, the
+safe action. Transitions that happened while the controller was busy are reported to it
+(`observe`) as soon as it is free. Ctrl-C stops the loop and the robot receives the safe action.
 """
 
 from __future__ import annotations
@@ -83,10 +86,15 @@ def run_loop(controller: Controller, robot: RobotIO, rate_hz: float, steps: int,
     safe_action = np.asarray(safe_action, dtype=np.float64)
     report = LoopReport([], [])
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mbmeta-controller")
-    busy: concurrent.futures.Future | None = None
+    busy: tuple[int, concurrent.futures.Future] | None = None  # (tick of its observation, the act in flight)
+    in_force: tuple[int, np.ndarray] | None = None  # (tick of its observation, the newest finished plan)
     unreported: list[tuple[np.ndarray, np.ndarray, float, np.ndarray]] = []  # transitions not yet observed
     last: tuple[np.ndarray, np.ndarray] | None = None  # (observation, action sent)
-    since_plan = 0
+
+    def act_and_plan(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """In the worker: the action and a copy of the plan it came from, handed over together."""
+        return controller.act(obs), controller.last_plan()
+
     next_tick = time.monotonic()
     try:
         for step in range(steps):
@@ -94,23 +102,26 @@ def run_loop(controller: Controller, robot: RobotIO, rate_hz: float, steps: int,
             obs = robot.read_observation()
             if last is not None:
                 unreported.append((last[0], last[1], getattr(robot, "last_reward", 0.0), obs))
-            if busy is not None and busy.done():
-                busy = None  # a late result from an earlier tick: stale, dropped
+            if busy is not None and busy[1].done():  # a late act from an earlier tick: its action is stale,
+                late_tick, future = busy  # but its plan is the newest one
+                busy = None
+                late_plan = future.result()[1]
+                if late_plan is not None:
+                    in_force = (late_tick, late_plan)
             action = None
             if busy is None:
                 for o, a, r, o2 in unreported:
                     controller.observe(o, a, r, o2, False)
                 unreported.clear()
-                busy = pool.submit(controller.act, obs)
+                busy = (step, pool.submit(act_and_plan, obs))
                 try:
-                    action = busy.result(timeout=max(0.0, deadline - (time.monotonic() - tick)))
-                    busy, since_plan = None, 0
+                    action, plan = busy[1].result(timeout=max(0.0, deadline - (time.monotonic() - tick)))
+                    busy = None
+                    in_force = None if plan is None else (step, plan)
                 except concurrent.futures.TimeoutError:
                     pass
             if action is None:
-                since_plan += 1
-                fallback = controller.fallback_action(since_plan)
-                action = safe_action if fallback is None else fallback
+                action = safe_action if in_force is None else fallback_step(*in_force, step)
                 report.missed.append(step)
             robot.send_action(action)
             report.latencies_ms.append(1e3 * (time.monotonic() - tick))
@@ -125,3 +136,9 @@ def run_loop(controller: Controller, robot: RobotIO, rate_hz: float, steps: int,
         robot.send_action(safe_action)
         pool.shutdown(wait=False, cancel_futures=True)
     return report
+
+
+def fallback_step(plan_tick: int, plan: np.ndarray, tick: int) -> np.ndarray:
+    """The action that a plan made from the observation of `plan_tick` meant for `tick` (its last row
+    once the plan has run out)."""
+    return plan[min(tick - plan_tick, len(plan) - 1)]

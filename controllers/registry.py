@@ -5,7 +5,8 @@
     mpc: {planner: {population: 100, iterations: 4}, backend: auto}
 
 Model-based names are `<planner>_adaptive` (GrBAL: adapt every step, then plan) and `<planner>_mpc`
-(plan on the model as trained), for planners `rs` (random shooting), `cem` and `mppi`; `rl2` is the
+(plan on the model as trained), for planners `rs` (random shooting), `cem` and `mppi`; `oracle` is the
+same planner rolling candidates out in the true simulator (the ceiling of model-based control); `rl2` is the
 recurrent RL² policy (its checkpoint from `mbmeta.rl2.train_rl2`) and `pearl` the PEARL policy with its
 context encoder (from `mbmeta.pearl.train_pearl`).
 """
@@ -14,13 +15,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import ClassVar
 
+import robots
 from controllers.base import Controller
 from controllers.mpc import MPCConfig, MPCController
+from controllers.oracle import OracleController
 from controllers.pearl import PEARLController
 from controllers.planners import PlannerConfig
 from controllers.rl2 import RL2Controller
 from controllers.scripted import AntTrot, QuadrotorPD, RandomController
+from mbmeta.config import NON_NEGATIVE, Range, check_fields
 from mbmeta.grbal import load_model
 from mbmeta.pearl import load_pearl
 from mbmeta.rl2 import load_rl2
@@ -53,6 +58,11 @@ class ControllerConfig:
     mpc: MPCConfig | None = None  # None: the robot's default (DEFAULT_MPC)
     seed: int = 0
 
+    RANGES: ClassVar[dict[str, Range]] = {"seed": NON_NEGATIVE}
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
 
 def _scripted(env: RobotEnv, config: ControllerConfig) -> Controller:
     if isinstance(env, AntEnv):
@@ -84,6 +94,11 @@ def _model_based(planner: str, adaptive: bool) -> Callable[[RobotEnv, Controller
     return build
 
 
+def _oracle(env: RobotEnv, config: ControllerConfig) -> Controller:
+    mpc = config.mpc if config.mpc is not None else default_mpc(robots.name_of(env))
+    return OracleController(env, mpc.planner, seed=config.seed)
+
+
 def _rl2(env: RobotEnv, config: ControllerConfig) -> Controller:
     policy = load_rl2(_needs_checkpoint(config, "an RL² policy (mbmeta train rl2_<robot>)"))
     return RL2Controller(env.observation_space, env.action_space, policy, seed=config.seed)
@@ -97,6 +112,7 @@ def _pearl(env: RobotEnv, config: ControllerConfig) -> Controller:
 CONTROLLERS: dict[str, Callable[[RobotEnv, ControllerConfig], Controller]] = {
     "random": lambda env, config: RandomController(env.observation_space, env.action_space, seed=config.seed),
     "scripted": _scripted,
+    "oracle": _oracle,
     "rl2": _rl2,
     "pearl": _pearl,
     **{f"{p}_adaptive": _model_based(p, True) for p in PLANNER_NAMES},

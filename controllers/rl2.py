@@ -46,5 +46,5 @@ class RL2Controller(Controller):
         self.episode_start = False
         return action[0, 0].numpy().astype(np.float64)
 
-    def observe(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray, done: bool) -> None:
+    def _observe(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray, done: bool) -> None:
         self.prev_action, self.prev_reward = np.asarray(action, dtype=np.float64), float(reward)

@@ -110,5 +110,5 @@ class NoisyController(Controller):
     def _act(self, obs: np.ndarray) -> np.ndarray:
         return self.base.act(obs) + self.noise_std * self.rng.standard_normal(self.action_space.shape)
 
-    def observe(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray, done: bool) -> None:
+    def _observe(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray, done: bool) -> None:
         self.base.observe(obs, action, reward, next_obs, done)

@@ -25,7 +25,8 @@ class OnlineAdapter:
         self.params: Params = self.prior
         self.fallbacks = 0
         self.adaptations = 0
-        self.last_loss: tuple[float, float] = (float("nan"), float("nan"))  # (before, after)
+        #: The last adaptation's window loss before and after the step, and whether the guard fell back.
+        self.last: dict[str, float] = {}
 
     def reset(self) -> None:
         """Forget adaptation: plan with the prior again."""
@@ -43,11 +44,9 @@ class OnlineAdapter:
             before = self.model.loss(start, obs, act, next_obs).item()
             after = self.model.loss(adapted, obs, act, next_obs).item()
         self.adaptations += 1
-        self.last_loss = (before, after)
         finite = np.isfinite(after) and all(bool(torch.isfinite(p).all()) for p in adapted.values())
-        if not finite or after > self.max_loss_ratio * before:
-            self.fallbacks += 1
-            self.params = self.prior
-        else:
-            self.params = adapted
+        fell_back = not finite or after > self.max_loss_ratio * before
+        self.fallbacks += fell_back
+        self.params = self.prior if fell_back else adapted
+        self.last = {"loss_before": before, "loss_after": after, "fallback": float(fell_back)}
         return self.params

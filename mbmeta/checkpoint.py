@@ -1,36 +1,68 @@
-"""Checkpoints and logs written atomically: a crash mid-write leaves the previous file readable."""
+"""Checkpoints and logs written atomically: a crash mid-write leaves the previous file readable.
+
+A checkpoint file is one header line, `MBMETA-CHECKPOINT sha256=<hex>`, then the `torch.save` payload
+whose SHA-256 the header holds. Loading checks the digest first, so flipped bytes anywhere in the
+payload (a bad disk, a broken copy) are an error naming the file, never silently wrong weights.
+"""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
+
+MAGIC = b"MBMETA-CHECKPOINT sha256="
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be read; the message says which file and what to do."""
 
 
-def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Write `state` to a temporary file beside `path`, flush it to disk, then rename it over `path`."""
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Call `write(f)` on a temporary file beside `path`, flush it to disk, then rename it over `path`.
+
+    A crash midway leaves the previous file (and no temporary one); the file gets the permissions of
+    any file the user creates (the umask's), not mkstemp's private 0600.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Write `state` atomically, behind a header with the SHA-256 of its serialised bytes."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    payload = buf.getvalue()
+
+    def write(f: IO[bytes]) -> None:
+        f.write(MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n")
+        f.write(payload)
+
+    atomic_write(path, write)
 
 
 def load_checkpoint(path: str | Path, fmt: str | None = None, what: str = "") -> dict[str, Any]:
@@ -39,11 +71,19 @@ def load_checkpoint(path: str | Path, fmt: str | None = None, what: str = "") ->
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {str(path)!r}")
+    data = path.read_bytes()
+    header, _, payload = data.partition(b"\n")
+    if not header.startswith(MAGIC):
+        raise CheckpointError(f"{str(path)!r} is not an mbmeta checkpoint (no digest header: damaged, or written by "
+                              f"mbmeta before 0.2); re-export or retrain it")
+    if hashlib.sha256(payload).hexdigest().encode() != header[len(MAGIC):]:
+        raise CheckpointError(f"{str(path)!r} is damaged (its SHA-256 does not match the one it was saved with: "
+                              f"truncated or altered); use an earlier checkpoint, re-export or retrain")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for damaged files
-        raise CheckpointError(f"{str(path)!r} is not a readable mbmeta checkpoint (truncated or damaged: "
-                              f"{type(err).__name__}); use an earlier checkpoint or retrain") from err
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for files it cannot parse
+        raise CheckpointError(f"{str(path)!r} is not a readable mbmeta checkpoint ({type(err).__name__}); "
+                              f"use an earlier checkpoint or retrain") from err
     if not isinstance(state, dict) or "format" not in state:
         raise CheckpointError(f"{str(path)!r} is not an mbmeta checkpoint (no 'format' entry)")
     if fmt is not None and state["format"] != fmt:
@@ -88,10 +128,7 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(buf.getvalue())
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: f.write(buf.getvalue().encode()))
 
 
 class RunLog:

@@ -8,13 +8,13 @@ asked otherwise, within one stretch of constant task (a leg breaking mid-episode
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from mbmeta.checkpoint import atomic_write
 
 
 class TransitionStore:
@@ -105,14 +105,10 @@ class TransitionStore:
 
     def save(self, path: str | Path) -> None:
         """Write atomically: a crash mid-save leaves any earlier file intact."""
-        path = Path(path)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
-            np.savez(f, obs=self.obs, actions=self.actions, next_obs=self.next_obs, tasks=self.task_codes,
-                     episodes=self.episodes, task_names=np.array(self.task_names, dtype=str),
-                     segments=np.array(self.segments, dtype=np.int64).reshape(-1, 3))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(f.name, path)
+        atomic_write(path, lambda f: np.savez(
+            f, obs=self.obs, actions=self.actions, next_obs=self.next_obs, tasks=self.task_codes,
+            episodes=self.episodes, task_names=np.array(self.task_names, dtype=str),
+            segments=np.array(self.segments, dtype=np.int64).reshape(-1, 3)))
 
     @classmethod
     def load(cls, path: str | Path) -> TransitionStore:

@@ -17,7 +17,7 @@ import dataclasses
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 import robots
 from mbmeta.checkpoint import RunLog, export_checkpoint, load_checkpoint, restore_rngs, rng_states, save_checkpoint
-from mbmeta.config import from_dict, to_dict
+from mbmeta.config import NON_NEGATIVE, FieldError, Range, at_least, check_fields, from_dict, to_dict
 from mbmeta.data import TransitionStore, WindowSampler
 from mbmeta.maml import MetaConfig, MetaTrainer
 from mbmeta.model import DynamicsModel, ModelConfig, Params
@@ -47,9 +47,14 @@ class TrainConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     meta: MetaConfig = dataclasses.field(default_factory=MetaConfig)
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "seed": NON_NEGATIVE, "iterations": at_least(1), "initial_episodes": at_least(1),
+        "episodes_per_iteration": at_least(1), "episode_length": at_least(1), "train_steps_per_iteration": at_least(1)}
+
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.robot not in robots.ROBOTS:
-            raise ValueError(f"robot must be one of {sorted(robots.ROBOTS)}, got {self.robot!r}")
+            raise FieldError("TrainConfig", "robot", f"expected one of {sorted(robots.ROBOTS)}, got {self.robot!r}")
 
 
 #: make_policy(iteration, env, model, step_sizes, adaptive, rng) -> the agent that collects one episode

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
 
+from mbmeta.config import NON_NEGATIVE, POSITIVE, Range, at_least, check_fields
 from mbmeta.data import Windows
 from mbmeta.model import DynamicsModel, Params
 
@@ -35,12 +36,12 @@ class MetaConfig:
     lr_schedule: Literal["constant", "cosine"] = "constant"
     grad_clip: float = 10.0
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "k": at_least(1), "K": at_least(1), "meta_batch_size": at_least(1), "inner_steps": NON_NEGATIVE,
+        "inner_lr": POSITIVE, "lr": POSITIVE, "grad_clip": POSITIVE}
+
     def __post_init__(self) -> None:
-        for name in ("k", "K", "meta_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"meta.{name} must be >= 1, got {getattr(self, name)}")
-        if self.inner_steps < 0:
-            raise ValueError(f"meta.inner_steps must be >= 0, got {self.inner_steps}")
+        check_fields(self)
 
 
 def adapt(model: DynamicsModel, params: Params, step_sizes: Params, obs: torch.Tensor, act: torch.Tensor,

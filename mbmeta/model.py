@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
 from torch import nn
+
+from mbmeta.config import FieldError, Range, at_least, check_fields
 
 Params = dict[str, torch.Tensor]
 ACTIVATIONS = {"relu": torch.relu, "silu": nn.functional.silu, "tanh": torch.tanh}
@@ -28,13 +30,12 @@ class ModelConfig:
     ensemble_size: int = 1
     learn_variance: bool = False  # Gaussian NLL with a learned per-dimension variance
 
+    RANGES: ClassVar[dict[str, Range]] = {"hidden": at_least(1), "ensemble_size": at_least(1)}
+
     def __post_init__(self) -> None:
-        if not self.hidden or any(h < 1 for h in self.hidden):
-            raise ValueError(f"model.hidden must be a non-empty list of positive widths, got {list(self.hidden)}")
-        if self.ensemble_size < 1:
-            raise ValueError(f"model.ensemble_size must be >= 1, got {self.ensemble_size}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"model.activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        check_fields(self)
+        if not self.hidden:
+            raise FieldError("ModelConfig", "hidden", "expected a non-empty list of layer widths, got []")
 
 
 class DynamicsModel(nn.Module):

@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from mbmeta.checkpoint import RunLog, export_checkpoint, load_checkpoint, resume_run, rng_states, save_checkpoint
-from mbmeta.config import RLRunConfig, to_dict
+from mbmeta.config import FRACTION, NON_NEGATIVE, POSITIVE, Range, RLRunConfig, at_least, to_dict
 
 CHECKPOINT_FORMAT = "mbmeta.pearl/1"
 
@@ -65,13 +65,14 @@ class PEARLConfig(RLRunConfig):
     alpha: float | None = None  # entropy temperature; None: learned, aiming at entropy -|A| (not in the original)
     buffer_size: int = 1_000_000  # transitions per training task
 
-    def __post_init__(self) -> None:
-        for name in ("budget", "latent_dim", "train_tasks", "tasks_per_iteration", "meta_batch", "batch_size",
-                     "context_size", "episode_length"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"pearl: {name} must be >= 1, got {getattr(self, name)}")
-        if self.prior_steps < 1:
-            raise ValueError("pearl: prior_steps must be >= 1: the encoder learns from that context")
+    RANGES: ClassVar[dict[str, Range]] = {
+        **RLRunConfig.RANGES, "latent_dim": at_least(1), "kl_weight": NON_NEGATIVE, "hidden": at_least(1),
+        "layers": at_least(1), "encoder_hidden": at_least(1), "train_tasks": at_least(1),
+        "initial_steps": NON_NEGATIVE, "tasks_per_iteration": at_least(1),
+        "prior_steps": at_least(1),  # the encoder learns from that context
+        "posterior_steps": NON_NEGATIVE, "updates_per_iteration": NON_NEGATIVE, "meta_batch": at_least(1),
+        "batch_size": at_least(1), "context_size": at_least(1), "gamma": FRACTION, "tau": Range(0, 1, low_open=True),
+        "lr": POSITIVE, "reward_scale": POSITIVE, "alpha": POSITIVE, "buffer_size": at_least(1)}
 
 
 def mlp(inputs: int, outputs: int, hidden: int, layers: int) -> nn.Sequential:

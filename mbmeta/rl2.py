@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -22,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mbmeta.checkpoint import RunLog, export_checkpoint, load_checkpoint, resume_run, rng_states, save_checkpoint
-from mbmeta.config import RLRunConfig, to_dict
+from mbmeta.config import FRACTION, NON_NEGATIVE, POSITIVE, Range, RLRunConfig, at_least, to_dict
 
 CHECKPOINT_FORMAT = "mbmeta.rl2/1"
 
@@ -42,9 +42,11 @@ class RL2Config(RLRunConfig):
     minibatches: int = 4
     max_grad_norm: float = 0.5
 
-    def __post_init__(self) -> None:
-        if self.budget < 1 or self.episodes_per_trial < 1 or self.trials_per_update < 1:
-            raise ValueError("rl2: budget, episodes_per_trial and trials_per_update must be >= 1")
+    RANGES: ClassVar[dict[str, Range]] = {
+        **RLRunConfig.RANGES, "episodes_per_trial": at_least(1), "trials_per_update": at_least(1),
+        "hidden": at_least(1), "lr": POSITIVE, "gamma": FRACTION, "gae_lambda": FRACTION, "clip": POSITIVE,
+        "entropy_coef": NON_NEGATIVE, "value_coef": NON_NEGATIVE, "epochs": at_least(1), "minibatches": at_least(1),
+        "max_grad_norm": POSITIVE}
 
 
 class RL2Policy(nn.Module):

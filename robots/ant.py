@@ -36,6 +36,13 @@ OBS_Z = 0
 OBS_VX = 13
 OBS_CONTACT = 27
 OBS_DIM = 28
+FULL_STATE = mujoco.mjtState.mjSTATE_FULLPHYSICS
+# Physically possible values, generously (a reading outside is a broken state estimate, not a state):
+# torso height, quaternion (unit, but the reset noise may leave it up to 1.1), joint angles (the joints' range
+# is about ±1.2 rad), torso linear and angular velocity, joint velocities, the contact term (at most 78:
+# 13 bodies × 6 forces clipped to ±1).
+OBS_HIGH = np.array([5.0, *[1.5] * 4, *[np.pi] * 8, *[50.0] * 3, *[500.0] * 11, 78.0])
+OBS_LOW = np.array([-1.0, *(-OBS_HIGH[1:-1]), 0.0])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +93,12 @@ class AntEnv(RobotEnv):
         "weak-leg-3": AntTask(broken_leg=3, strength=0.5),
         "break-leg-3-midway": AntTask(broken_leg=3, at_step=100),
     }
+    evaluation_tasks: ClassVar[dict[str, tuple[str, ...]]] = {
+        "test": ("broken-leg-3",), "train": ("healthy", "broken-leg-0", "broken-leg-1", "broken-leg-2")}
+    change_task: ClassVar[str | None] = "break-leg-3-midway"
+    step_metric: ClassVar[tuple[str, str] | None] = ("forward_velocity", "forward speed (m/s)")
+    metric_labels: ClassVar[dict[str, str]] = {
+        "distance_m": "distance (m)", "forward_speed_mps": "speed (m/s)", "fell": "fell", "fell_step": "fell at step"}
 
     def __init__(
         self,
@@ -106,7 +119,7 @@ class AntEnv(RobotEnv):
         self._full_gain = self.model.actuator_gainprm[:, 0].copy()
         self._init_qpos = self.model.qpos0.copy()
         self.action_space = spaces.Box(-1.0, 1.0, shape=(self.model.nu,), dtype=np.float32)
-        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(OBS_DIM,), dtype=np.float64)
+        self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float64)
 
     def _apply_task(self, task: AntTask) -> None:
         self.model.actuator_gainprm[:, 0] = self._full_gain * task.leg_strengths()
@@ -128,8 +141,25 @@ class AntEnv(RobotEnv):
         forces = np.clip(self.data.cfrc_ext[1:], *CONTACT_FORCE_RANGE)
         return np.concatenate([self.data.qpos[2:], self.data.qvel, [np.sum(forces**2)]])
 
+    def _get_sim_state(self) -> tuple[np.ndarray, np.ndarray]:
+        state = np.empty(mujoco.mj_stateSize(self.model, FULL_STATE))
+        mujoco.mj_getState(self.model, self.data, state, FULL_STATE)
+        return state, self.data.qacc_warmstart.copy()
+
+    def _set_sim_state(self, state: tuple[np.ndarray, np.ndarray]) -> None:
+        mujoco.mj_setState(self.model, self.data, state[0], FULL_STATE)
+        self.data.qacc_warmstart[:] = state[1]
+
     def _metrics(self) -> dict[str, float]:
         return {"x_position": float(self.data.qpos[0]), "forward_velocity": float(self.data.qvel[0])}
+
+    @classmethod
+    def episode_metrics(cls, start_info: dict[str, Any], infos: list[dict[str, Any]], terminated: bool,
+                        dt: float) -> dict[str, float]:
+        """Distance along x (m), mean forward speed over the episode (m/s), whether and when it fell."""
+        distance = infos[-1]["x_position"] - start_info["x_position"] if infos else 0.0
+        return {"distance_m": distance, "forward_speed_mps": distance / (max(len(infos), 1) * dt),
+                "fell": bool(terminated), "fell_step": len(infos) if terminated else float("nan")}
 
     @staticmethod
     def reward(obs: Any, action: Any, next_obs: Any) -> Any:

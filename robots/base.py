@@ -75,15 +75,16 @@ class Task:
         return cls(**spec)
 
 
-def check_array(value: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
-    """Return `value` as a float64 array of `shape`, or raise a ValueError saying what is wrong."""
+def check_array(value: Any, shape: tuple[int, ...], what: str, finite: bool = True) -> np.ndarray:
+    """Return `value` as a float64 array of `shape`, or raise a ValueError saying what is wrong
+    (with `finite`, also for NaN or inf)."""
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{what} must be numeric with shape {shape}, got {type(value).__name__}") from err
     if arr.shape != shape:
         raise ValueError(f"{what} must have shape {shape}, got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
+    if finite and not np.all(np.isfinite(arr)):
         bad = np.flatnonzero(~np.isfinite(arr.ravel())).tolist()
         raise ValueError(f"{what} must be finite, got NaN or inf at index {bad}")
     return arr
@@ -117,6 +118,15 @@ class RobotEnv(gym.Env):
     task_type: ClassVar[type[Task]]
     #: Named tasks a user can ask for by name, e.g. on the command line.
     named_tasks: ClassVar[dict[str, Task]]
+    #: The named tasks `mbmeta compare` runs, by split ("test": held out from training, "train").
+    #: A robot that declares none is compared on all its named tasks.
+    evaluation_tasks: ClassVar[dict[str, tuple[str, ...]]] = {}
+    #: The named task whose change happens mid-episode (`at_step`), for the adaptation plot; or None.
+    change_task: ClassVar[str | None] = None
+    #: The per-step `info` entry that shows the task being done (with its axis label), or None.
+    step_metric: ClassVar[tuple[str, str] | None] = None
+    #: The task metrics `episode_metrics` returns, the headline first, with their table labels.
+    metric_labels: ClassVar[dict[str, str]] = {}
 
     def __init__(self, episode_length: int, task: Task | Mapping[str, Any] | None = None) -> None:
         if not isinstance(episode_length, int) or episode_length <= 0:
@@ -195,6 +205,44 @@ class RobotEnv(gym.Env):
         truncated = self._step >= self.episode_length and not terminated
         return obs, reward, terminated, truncated, self._info()
 
+    # ----- imagining on the true simulator (the oracle planner) -------------------------------------
+    def snapshot(self) -> tuple[Any, ...]:
+        """Everything `restore` needs to put this env back exactly where it is now."""
+        if self._obs is None:
+            raise RuntimeError(f"{type(self).__name__}.snapshot() called before reset()")
+        return self._step, self._obs, self._active, self._get_sim_state()
+
+    def restore(self, snapshot: tuple[Any, ...]) -> None:
+        """Return to a `snapshot` of this env (the same episode: the same bodies in the simulator)."""
+        step, obs, active, sim_state = snapshot
+        if active != self._active:
+            self._apply_task(active)
+            self._active = active
+        self._step, self._obs = step, obs
+        self._set_sim_state(sim_state)
+
+    def imagine(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Roll each of N action sequences (N, H, da) out from the current state in this very simulator,
+        with the true task (including a change due within the horizon); returns rewards (N, H) and
+        terminated flags (N, H), steps after a termination scoring 0 and flagged. The env is left exactly
+        as it was: the same numbers `step` gives, candidate by candidate (a robot may override it with a
+        faster batched way that gives them too)."""
+        n, horizon, _ = actions.shape
+        rewards, terminated = np.zeros((n, horizon)), np.zeros((n, horizon), bool)
+        start = self.snapshot()
+        try:
+            for i in range(n):
+                self.restore(start)
+                for t in range(horizon):
+                    _, rewards[i, t], terminated[i, t], truncated, _ = self.step(actions[i, t])
+                    if terminated[i, t]:
+                        terminated[i, t:] = True
+                        break
+        finally:
+            self.restore(start)
+            self._release_sim_state(start[3])
+        return rewards, terminated
+
     def _info(self) -> dict[str, Any]:
         assert self._active is not None
         return {"task": self._active.name, "task_spec": self._task.to_dict(), "step": self._step, **self._metrics()}
@@ -213,7 +261,28 @@ class RobotEnv(gym.Env):
         raise NotImplementedError
 
     def _metrics(self) -> dict[str, float]:
+        """Per-step quantities for `info` (and for `episode_metrics`)."""
         return {}
+
+    @classmethod
+    def episode_metrics(cls, start_info: dict[str, Any], infos: list[dict[str, Any]], terminated: bool,
+                        dt: float) -> dict[str, float]:
+        """Task metrics of one episode (named in `metric_labels`) from what reset and each step reported."""
+        return {}
+
+    @classmethod
+    def tasks_to_evaluate(cls) -> dict[str, tuple[str, ...]]:
+        """`evaluation_tasks`, or all named tasks under "all" when the robot declares none."""
+        return dict(cls.evaluation_tasks) or {"all": tuple(cls.named_tasks)}
+
+    def _get_sim_state(self) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} cannot save its simulator state (the oracle needs it)")
+
+    def _set_sim_state(self, state: Any) -> None:
+        raise NotImplementedError
+
+    def _release_sim_state(self, state: Any) -> None:
+        """Free what `_get_sim_state` allocated in the simulator, if anything."""
 
     @staticmethod
     def reward(obs: Any, action: Any, next_obs: Any) -> Any:

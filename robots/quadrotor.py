@@ -67,6 +67,10 @@ OBS_R22 = 15  # world-z component of the body z axis: the cosine of the tilt
 OBS_OMEGA = slice(16, 19)
 OBS_REF_VEL = slice(19, 22)
 OBS_DIM = 22
+# Physically possible values, generously (a reading outside is a broken state estimate, not a state):
+# the episode ends 2 m off the reference; a Crazyflie's gyro saturates near 35 rad/s.
+OBS_HIGH = np.array([*[10.0] * 3, 50.0, *[30.0] * 3, *[1.05] * 9, *[100.0] * 3, *[10.0] * 3])
+OBS_LOW = np.array([*[-10.0] * 3, -1.0, *(-OBS_HIGH[4:])])
 
 MAX_PAYLOAD = 0.02
 CABLE_RANGE = (0.05, 1.0)
@@ -123,6 +127,12 @@ class QuadrotorEnv(RobotEnv):
         "heavy-payload": PayloadTask(mass=0.014, cable_length=0.35),
         "pickup": PayloadTask(mass=0.010, cable_length=0.25, at_step=2 * CONTROL_HZ),
     }
+    evaluation_tasks: ClassVar[dict[str, tuple[str, ...]]] = {"test": ("heavy-payload",),
+                                                              "train": ("no-payload", "light-payload")}
+    change_task: ClassVar[str | None] = "pickup"
+    step_metric: ClassVar[tuple[str, str] | None] = ("tracking_error", "tracking error (m)")
+    metric_labels: ClassVar[dict[str, str]] = {"tracking_rmse_m": "RMS tracking error (m)", "crashed": "crashed",
+                                               "crash_time_s": "crashed at (s)"}
 
     def __init__(
         self,
@@ -141,7 +151,7 @@ class QuadrotorEnv(RobotEnv):
         self.dt = 1.0 / CONTROL_HZ
         self.substeps = PHYSICS_HZ // CONTROL_HZ
         self.action_space = spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
-        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(OBS_DIM,), dtype=np.float64)
+        self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float64)
         with silenced_output():  # and another on connect
             self._client = BulletClient(connection_mode=pybullet.DIRECT)
         self._drone = -1
@@ -213,6 +223,16 @@ class QuadrotorEnv(RobotEnv):
         ref_pos, ref_vel = reference(self.reference, self._step * self.dt)
         return np.concatenate([np.asarray(pos) - ref_pos, [pos[2]], vel, rot.ravel(), rot.T @ omega, ref_vel])
 
+    def _get_sim_state(self) -> tuple[int, float]:
+        return self._client.saveState(), self._last_thrust
+
+    def _set_sim_state(self, state: tuple[int, float]) -> None:
+        self._client.restoreState(stateId=state[0])
+        self._last_thrust = state[1]
+
+    def _release_sim_state(self, state: tuple[int, float]) -> None:
+        self._client.removeState(state[0])
+
     def payload_offset(self) -> np.ndarray | None:
         """Payload position relative to the body (world frame), or None without a payload."""
         if self._payload is None:
@@ -225,10 +245,19 @@ class QuadrotorEnv(RobotEnv):
         pos = self._client.getBasePositionAndOrientation(self._drone)[0]
         ref_pos, _ = reference(self.reference, self._step * self.dt)
         return {
+            "x_position": float(pos[0]), "y_position": float(pos[1]),
             "tracking_error": float(np.linalg.norm(np.asarray(pos) - ref_pos)),
             "altitude": float(pos[2]),
             "thrust": self._last_thrust,
         }
+
+    @classmethod
+    def episode_metrics(cls, start_info: dict[str, Any], infos: list[dict[str, Any]], terminated: bool,
+                        dt: float) -> dict[str, float]:
+        """RMS distance to the reference over the steps flown (m), whether and when it crashed (s)."""
+        errors = np.array([info["tracking_error"] for info in infos])
+        return {"tracking_rmse_m": float(np.sqrt(np.mean(errors**2))) if len(errors) else float("nan"),
+                "crashed": bool(terminated), "crash_time_s": len(infos) * dt if terminated else float("nan")}
 
     # ----- reward, termination, tasks ----------------------------------------------------------
     @staticmethod

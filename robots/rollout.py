@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -30,7 +31,8 @@ class Episode:
     rewards: np.ndarray  # (T,)
     tasks: list[str]  # (T,) name of the task whose dynamics produced each transition
     terminated: bool
-    infos: list[dict[str, Any]]
+    infos: list[dict[str, Any]]  # (T,) what `env.step` reported after each transition
+    start_info: dict[str, Any] = dataclasses.field(default_factory=dict)  # what `env.reset` reported
 
     @property
     def length(self) -> int:
@@ -42,9 +44,10 @@ class Episode:
 
 
 def rollout(env: RobotEnv, agent: Agent, seed: int | None = None, max_steps: int | None = None,
-            new_task: bool = True) -> Episode:
-    """Run one episode of `agent` on `env` from `env.reset(seed=seed)`."""
-    obs, info = env.reset(seed=seed)
+            new_task: bool = True, on_step: Callable[[int, dict[str, Any]], None] | None = None) -> Episode:
+    """Run one episode of `agent` on `env` from `env.reset(seed=seed)`; `on_step(step, info)` is called
+    after every step (a progress bar, a live metric)."""
+    obs, start_info = env.reset(seed=seed)
     agent.reset(obs, new_task=new_task)
     observations, actions, rewards, tasks, infos = [obs], [], [], [], []
     terminated = False
@@ -59,7 +62,9 @@ def rollout(env: RobotEnv, agent: Agent, seed: int | None = None, max_steps: int
         tasks.append(info["task"])
         infos.append(info)
         obs = next_obs
+        if on_step is not None:
+            on_step(len(actions), info)
         if terminated or truncated:
             break
     return Episode(np.array(observations), np.array(actions).reshape(len(actions), -1), np.array(rewards),
-                   tasks, terminated, infos)
+                   tasks, terminated, infos, start_info)

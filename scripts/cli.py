@@ -7,15 +7,41 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
-import robots
-from mbmeta.checkpoint import CheckpointError
-from scripts.common import CONTROLLER_CHOICES, build, make_env, timed_episode
+    import robots
 
 PRESETS = Path(__file__).resolve().parents[1] / "mbmeta" / "presets"
 RAW = argparse.RawDescriptionHelpFormatter
+
+# Names for parsing arguments, written out so that `--help` and argument errors import no torch, MuJoCo or
+# pybullet (seconds); every command imports what it needs. tests/test_cli.py checks them against
+# robots.ROBOTS and the controller registry.
+ROBOT_NAMES = ("ant", "quadrotor")
+CONTROLLER_NAMES = ("adaptive", "cem_adaptive", "cem_mpc", "mppi_adaptive", "mppi_mpc", "nonadaptive", "oracle",
+                    "pearl", "random", "rl2", "rs_adaptive", "rs_mpc", "scripted")
+
+
+def at_least(low: int) -> object:
+    """An argparse type: an integer >= `low` (argparse names the flag in the error)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+POSITIVE, NON_NEGATIVE = at_least(1), at_least(0)
+#: Episode length of `mbmeta compare --quick`, per robot (200 for others).
+QUICK_LENGTH = {"ant": 200, "quadrotor": 240}
 
 
 class Parser(argparse.ArgumentParser):
@@ -38,21 +64,28 @@ def resolve_config(name: str) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from scripts.common import build, make_env, timed_episode
+
     env = make_env(args.robot, args.task, episode_length=args.steps)
-    if args.break_leg_at is not None:
+    if args.change_at is not None:
         if env.task == env.task.nominal():
-            raise ValueError("--break-leg-at needs a task that changes the robot, e.g. --task broken-leg-3 "
+            raise ValueError("--change-at needs a task that changes the robot, e.g. --task broken-leg-3 "
                              "(ant) or --task heavy-payload (quadrotor)")
-        env.set_task(dataclasses.replace(env.task, at_step=args.break_leg_at))
+        env.set_task(dataclasses.replace(env.task, at_step=args.change_at))
     controller = build(args.robot, args.controller, env, args.checkpoint, args.seed)
     frames = video_frames(env) if args.video else None
+    adaptations = fallbacks = 0.0
     for episode in range(args.episodes):
-        result = timed_episode(env, controller, seed=args.seed + episode, new_task=episode == 0, frames=frames)
-        ep = result.episode
-        end = "terminated" if ep.terminated else "ran to the end"
-        print(f"{args.robot} | {args.controller} | task {env.task.name} | episode {episode} | return "
-              f"{ep.total_reward:9.2f} | {ep.length} steps ({end}) | {result.timing()}")
+        result = timed_episode(env, controller, seed=args.seed + episode, new_task=episode == 0, frames=frames,
+                               progress=sys.stderr.isatty())
+        adaptations += result.adaptations
+        fallbacks += result.adaptations * (result.fallback_rate if result.adaptations else 0.0)
+        print(f"{args.robot} | {args.controller} | task {env.task.name} | episode {episode} | "
+              f"{result.summary(env.metric_labels)}", flush=True)
     info = controller.info()
+    if adaptations:
+        print(f"adaptation: guard fell back on {fallbacks:.0f} of {adaptations:.0f} adaptation steps "
+              f"({fallbacks / adaptations:.1%})")
     if info:
         print("controller: " + ", ".join(f"{k} {v}" for k, v in info.items()))
     if frames is not None and frames:
@@ -104,6 +137,8 @@ def learners() -> dict[str, tuple[type, object]]:
             if args.workers > 1 or args.ray_address:
                 raise ValueError("--workers and --ray-address parallelise GrBAL's data collection; RL² and PEARL "
                                  "collect on one worker")
+            import robots
+
             env = robots.make(config.robot, episode_length=config.episode_length)
             train_fn(env, config, run_dir, resume=not args.no_resume)
         return run
@@ -114,7 +149,7 @@ def learners() -> dict[str, tuple[type, object]]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from mbmeta.config import ConfigError, from_dict, read_yaml
-    from scripts.curves import plot_learning_curve
+    from scripts.plots import plot_learning_curve
 
     path = resolve_config(args.config)
     data = read_yaml(path)
@@ -154,19 +189,23 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from scripts.compare import DEFAULT_CONTROLLERS, CompareConfig, run_compare
 
-    controllers = args.controllers or DEFAULT_CONTROLLERS
-    unknown = [c for c in controllers if c not in CONTROLLER_CHOICES]
+    controllers = args.controllers or [c for c in DEFAULT_CONTROLLERS if not (args.quick and c == "oracle")]
+    unknown = [c for c in controllers if c not in CONTROLLER_NAMES]
     if unknown:
-        raise ValueError(f"unknown controller(s) {unknown}; choose from {CONTROLLER_CHOICES}")
-    quick = {"seeds": 2, "episode_length": {"ant": 200, "quadrotor": 240}[args.robot]} if args.quick else {}
+        raise ValueError(f"unknown controller(s) {unknown}; choose from {list(CONTROLLER_NAMES)}")
+    missing = [d for d in args.models or [] if not Path(d).is_dir()]
+    if missing:
+        raise ValueError(f"--models: no folder {missing[0]!r} (one folder per training seed, each with the files "
+                         f"mbmeta export writes: <robot>_grbal.pt, _mb.pt, _pearl.pt, _rl2.pt)")
+    quick = {"episodes": 2, "episode_length": QUICK_LENGTH.get(args.robot, 200)} if args.quick else {}
     config = CompareConfig(robot=args.robot, controllers=controllers, out=Path(args.out or f"results/{args.robot}"),
-                           seed=args.seed, seeds=quick.get("seeds", args.seeds),
+                           seed=args.seed, episodes=quick.get("episodes", args.episodes),
                            episode_length=quick.get("episode_length", args.episode_length),
                            workers=args.workers, ray_address=args.ray_address,
-                           **({"models": Path(args.models)} if args.models else {}))
+                           **({"models": [Path(d) for d in args.models]} if args.models else {}))
     out = run_compare(config)
     print((out / "results.md").read_text())
-    print(f"wrote {out}/results.md, results.csv, returns.png, adaptation.png")
+    print(f"wrote {out}/: " + ", ".join(sorted(p.name for p in out.iterdir() if p.suffix in (".md", ".csv", ".png"))))
     return 0
 
 
@@ -181,7 +220,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def add_ray_arguments(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--workers", type=int, default=1, help="run episodes on this many Ray workers (needs "
+    command.add_argument("--workers", type=POSITIVE, default=1, help="run episodes on this many Ray workers (needs "
                                                                 "pip install 'mbmeta[ray]'); the same results as 1")
     command.add_argument("--ray-address", metavar="ADDR", help="use the Ray cluster at ADDR (e.g. auto, or "
                                                                 "ray://head:10001) instead of starting one here")
@@ -192,23 +231,24 @@ def parser() -> argparse.ArgumentParser:
                                   epilog="run 'mbmeta <command> --help' for a command's options and examples",
                                   formatter_class=RAW)
     sub = top.add_subparsers(dest="command", required=True, metavar="command", parser_class=Parser)
-    names = ", ".join(robots.ROBOTS)
+    names = ", ".join(ROBOT_NAMES)
 
     run = sub.add_parser("run", help="closed-loop episodes of a controller on a simulated robot", formatter_class=RAW,
                          epilog="examples:\n  mbmeta run ant --controller adaptive --task broken-leg-3\n"
-                                "  mbmeta run ant --controller nonadaptive --task broken-leg-3 --break-leg-at 100\n"
+                                "  mbmeta run ant --controller nonadaptive --task broken-leg-3 --change-at 100\n"
                                 "  mbmeta run quadrotor --controller adaptive --task heavy-payload --episodes 3\n"
                                 "  mbmeta run ant --controller scripted --video ant.mp4")
-    run.add_argument("robot", choices=sorted(robots.ROBOTS), help=names)
-    run.add_argument("--controller", choices=CONTROLLER_CHOICES, default="adaptive", metavar="NAME",
-                     help=f"one of {', '.join(CONTROLLER_CHOICES)} (default adaptive = cem_adaptive)")
+    run.add_argument("robot", choices=ROBOT_NAMES, help=names)
+    run.add_argument("--controller", choices=CONTROLLER_NAMES, default="adaptive", metavar="NAME",
+                     help=f"one of {', '.join(CONTROLLER_NAMES)} (default adaptive = cem_adaptive)")
     run.add_argument("--task", help="a named task, e.g. broken-leg-3, healthy, heavy-payload, pickup")
     run.add_argument("--checkpoint", help="a trained model (default: the one shipped with mbmeta)")
-    run.add_argument("--episodes", type=int, default=1)
-    run.add_argument("--steps", type=int, help="episode length (default: the robot's)")
-    run.add_argument("--break-leg-at", type=int, metavar="STEP", help="apply the task's change at this step")
+    run.add_argument("--episodes", type=POSITIVE, default=1)
+    run.add_argument("--steps", type=POSITIVE, help="episode length (default: the robot's)")
+    run.add_argument("--change-at", "--break-leg-at", type=NON_NEGATIVE, metavar="STEP",
+                     help="apply the task's change (a leg breaks, a payload is picked up) at this step")
     run.add_argument("--video", metavar="FILE.mp4", help="render offscreen to a video, where the machine can")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--seed", type=NON_NEGATIVE, default=0)
     run.set_defaults(func=cmd_run)
 
     tr = sub.add_parser("train", help="train a learner: GrBAL, the non-adaptive model, RL² or PEARL",
@@ -220,27 +260,31 @@ def parser() -> argparse.ArgumentParser:
                                    "preset: ant_grbal, ant_mb, quadrotor_grbal, quadrotor_mb, rl2_ant, rl2_quadrotor, "
                                    "pearl_ant, pearl_quadrotor")
     tr.add_argument("--run-dir", help="where checkpoints and logs go (default runs/<config>-seed<seed>)")
-    tr.add_argument("--seed", type=int, help="overrides the config's seed")
-    tr.add_argument("--budget", type=int, help="environment steps, for the RL learners (rl2, pearl): a small run "
+    tr.add_argument("--seed", type=NON_NEGATIVE, help="overrides the config's seed")
+    tr.add_argument("--budget", type=POSITIVE, help="environment steps, for the RL learners (rl2, pearl): a small run "
                                                "finishes in minutes; rerun with a larger budget to continue")
     tr.add_argument("--no-resume", action="store_true", help="start over even if the run directory has a checkpoint")
     add_ray_arguments(tr)
     tr.set_defaults(func=cmd_train)
 
-    cmp = sub.add_parser("compare", help="every controller on held-out and training tasks: table and plots",
-                         formatter_class=RAW, epilog="examples:\n  mbmeta compare ant --quick\n"
-                                                     "  mbmeta compare quadrotor --seeds 5 --out results/quad")
-    cmp.add_argument("robot", choices=sorted(robots.ROBOTS), help=names)
+    cmp = sub.add_parser("compare", help="controllers on held-out and training tasks, over training seeds: tables "
+                                         "with confidence intervals, and plots", formatter_class=RAW,
+                         epilog="examples:\n  mbmeta compare ant --quick\n"
+                                "  mbmeta compare quadrotor --models s0/ s1/ s2/ --episodes 10 --out results/q\n"
+                                "  mbmeta compare ant --controllers adaptive oracle --episode-length 1000")
+    cmp.add_argument("robot", choices=ROBOT_NAMES, help=names)
     cmp.add_argument("--controllers", nargs="+", metavar="NAME",
-                     help="default: adaptive nonadaptive pearl rl2 scripted random")
-    cmp.add_argument("--seeds", type=int, default=3)
-    cmp.add_argument("--episode-length", type=int)
-    cmp.add_argument("--quick", action="store_true", help="2 seeds, short episodes: minutes on 2 cores")
+                     help="default: adaptive nonadaptive oracle (held-out tasks only) pearl rl2 scripted random")
+    cmp.add_argument("--episodes", type=POSITIVE, default=3, help="episodes per model folder and task (default 3)")
+    cmp.add_argument("--episode-length", type=POSITIVE)
+    cmp.add_argument("--quick", action="store_true", help="a smoke run in minutes: 2 episodes, short ones, no oracle "
+                                                          "unless named in --controllers")
     cmp.add_argument("--out", help="output folder (default results/<robot>)")
-    cmp.add_argument("--models", metavar="DIR", help="folder with <robot>_grbal.pt, _mb.pt, _pearl.pt and _rl2.pt "
-                                                     "(default: the shipped models; see mbmeta export)")
+    cmp.add_argument("--models", metavar="DIR", nargs="+",
+                     help="one folder per training seed, each with <robot>_grbal.pt, _mb.pt, _pearl.pt and _rl2.pt "
+                          "(default: the shipped models; see mbmeta export)")
     add_ray_arguments(cmp)
-    cmp.add_argument("--seed", type=int, default=0)
+    cmp.add_argument("--seed", type=NON_NEGATIVE, default=0)
     cmp.set_defaults(func=cmd_compare)
 
     bench = sub.add_parser("bench", help="robot, meta-training and planner speed benchmarks", formatter_class=RAW,
@@ -268,7 +312,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return eval_model.main(argv[1:], prog="mbmeta eval-model")
         args = parser().parse_args(argv)
         return args.func(args)
-    except (ValueError, CheckpointError, FileNotFoundError) as err:  # bad input: one clear line, no traceback
+    except (ValueError, RuntimeError, FileNotFoundError) as err:  # bad input: one clear line, no traceback
+        from mbmeta.checkpoint import CheckpointError
+
+        if isinstance(err, RuntimeError) and not isinstance(err, CheckpointError):
+            raise
         print(f"mbmeta: error: {err}", file=sys.stderr)
         return 2
 

@@ -1,23 +1,24 @@
-"""What the commands share: controller names, shipped checkpoints, timed episodes."""
+"""What the commands share: controller names, shipped checkpoints, timed and measured episodes."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 import robots
 from controllers.base import Controller
-from controllers.registry import CONTROLLERS, ControllerConfig, make_controller
+from controllers.registry import ControllerConfig, make_controller
 from robots.base import RobotEnv, Task
 from robots.rollout import Episode, rollout
 
 SHIPPED = Path(__file__).resolve().parents[1] / "mbmeta" / "checkpoints"
 #: Short names for the command line.
 ALIASES = {"adaptive": "cem_adaptive", "nonadaptive": "cem_mpc"}
-CONTROLLER_CHOICES = sorted([*ALIASES, *CONTROLLERS])
 
 
 def shipped_checkpoint(robot: str, controller: str, models: Path = SHIPPED) -> Path | None:
@@ -44,11 +45,13 @@ def build(robot: str, name: str, env: RobotEnv, checkpoint: str | None, seed: in
 
 
 class TimedController:
-    """Wraps a controller and records the wall time of each `act` (and, given a list, a rendered frame)."""
+    """Wraps a controller and records, per `act`, its wall time, what it reports (`step_info`: the
+    adaptation's losses and fallbacks) and, given a list, a rendered frame."""
 
     def __init__(self, controller: Controller, env: RobotEnv, frames: list[np.ndarray] | None = None) -> None:
         self.controller, self.env, self.frames = controller, env, frames
         self.latencies: list[float] = []
+        self.step_infos: list[dict[str, float]] = []
 
     def reset(self, obs: np.ndarray, new_task: bool = True) -> None:
         self.controller.reset(obs, new_task)
@@ -59,6 +62,7 @@ class TimedController:
         start = time.perf_counter()
         action = self.controller.act(obs)
         self.latencies.append(time.perf_counter() - start)
+        self.step_infos.append(self.controller.step_info())
         return action
 
     def observe(self, *args: object) -> None:
@@ -67,14 +71,29 @@ class TimedController:
 
 @dataclasses.dataclass
 class EpisodeResult:
+    """An episode with its task metrics (the robot's `episode_metrics`), per-step adaptation records
+    and controller latencies."""
+
     episode: Episode
     latencies_ms: np.ndarray
     period_ms: float
+    metrics: dict[str, float]
+    adaptation: list[dict[str, float]]  # per step: {} or loss_before, loss_after, fallback
 
     @property
     def misses(self) -> int:
         """Steps after the first whose controller time exceeded the robot's control period."""
         return int((self.latencies_ms[1:] > self.period_ms).sum())
+
+    @property
+    def adaptations(self) -> int:
+        return sum(1 for record in self.adaptation if record)
+
+    @property
+    def fallback_rate(self) -> float:
+        """Share of this episode's adaptation steps whose guard fell back (NaN without adaptation)."""
+        fallbacks = sum(record.get("fallback", 0.0) for record in self.adaptation)
+        return fallbacks / self.adaptations if self.adaptations else float("nan")
 
     def timing(self) -> str:
         """Latency p50/p99 and misses over the steps after the first, whose one-time warm-up (lazy
@@ -84,12 +103,51 @@ class EpisodeResult:
                 f"steps over the {self.period_ms:.1f} ms control period (first step {self.latencies_ms[0]:.0f} ms, "
                 f"with warm-up)")
 
+    def summary(self, labels: dict[str, str]) -> str:
+        """Task metrics first, then return, length, adaptation and timing: one line."""
+        ep = self.episode
+        parts = [format_metrics(self.metrics, labels), f"return {ep.total_reward:.1f}",
+                 f"{ep.length} steps ({'terminated' if ep.terminated else 'ran to the end'})"]
+        if self.adaptations:
+            parts.append(f"adaptation fallbacks {self.fallback_rate:.1%} of {self.adaptations} steps")
+        return " | ".join(p for p in parts if p) + " | " + self.timing()
+
+
+def format_metrics(metrics: dict[str, Any], labels: dict[str, str]) -> str:
+    """'distance (m) 1.40, speed (m/s) 0.28, fell yes, fell at step 26': NaN entries left out."""
+    out = []
+    for key, label in labels.items():
+        value = metrics.get(key)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        text = ("yes" if value else "no") if isinstance(value, bool) else str(value) if isinstance(value, int) else \
+            f"{value:.2f}"
+        out.append(f"{label} {text}")
+    return ", ".join(out)
+
 
 def timed_episode(env: RobotEnv, controller: Controller, seed: int, new_task: bool = True,
-                  frames: list[np.ndarray] | None = None) -> EpisodeResult:
+                  frames: list[np.ndarray] | None = None, progress: bool = False) -> EpisodeResult:
+    """One episode; with `progress`, a bar over its steps showing the robot's live step metric."""
     timed = TimedController(controller, env, frames)
-    episode = rollout(env, timed, seed=seed, new_task=new_task)
-    return EpisodeResult(episode, 1e3 * np.array(timed.latencies), 1e3 * env.dt)
+    bar, on_step = None, None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=env.episode_length, unit="step", leave=False)
+        key = env.step_metric[0] if env.step_metric else None
+
+        def on_step(step: int, info: dict[str, Any]) -> None:
+            bar.update()
+            if key is not None and step % 10 == 0:
+                bar.set_postfix({key: f"{info[key]:.2f}"})
+    try:
+        episode = rollout(env, timed, seed=seed, new_task=new_task, on_step=on_step)
+    finally:
+        if bar is not None:
+            bar.close()
+    metrics = env.episode_metrics(episode.start_info, episode.infos, episode.terminated, env.dt)
+    return EpisodeResult(episode, 1e3 * np.array(timed.latencies), 1e3 * env.dt, metrics, timed.step_infos)
 
 
 def make_env(robot: str, task: str | Task | None, episode_length: int | None = None) -> RobotEnv:

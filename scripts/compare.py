@@ -1,46 +1,52 @@
-"""`mbmeta compare`: every controller on held-out and training tasks, several seeds; a table and plots.
+"""`mbmeta compare`: controllers on a robot's held-out and training tasks, over training seeds.
 
-Writes to the output folder: results.csv (one row per episode), results.md (mean ± standard error
-per controller and task), returns.png (the same as bars) and adaptation.png (reward per step around
-the moment the dynamics change mid-episode: a leg breaks, a payload is picked up).
+Writes to the output folder:
+- results.csv: one row per episode (task metrics, return, length, adaptation fallbacks, latency);
+- results.md: per controller and task, each task metric's mean with a 95% confidence interval. For the
+  controllers that depend on training (the model-based, PEARL, RL²), the replicate is the training seed:
+  a Student-t interval over the per-seed means (the unit of replication in model-based RL papers); with
+  one seed, and for the controllers that depend on no training (oracle, scripted, random), the replicate
+  is the episode;
+- trajectories.png (what each controller did on the held-out task), change.png (the task metric around
+  the robot's mid-episode change), adaptation_loss.png (the adaptation window's loss before and after
+  each step, and the guard's fallbacks).
+
+The tasks come from the robot's own declarations (`evaluation_tasks`, `change_task`, `metric_labels`), so a
+robot registered in `robots.ROBOTS` is compared like the shipped ones.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import platform
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from mbmeta.checkpoint import write_csv
+import robots
+from mbmeta.checkpoint import atomic_write, write_csv
 from mbmeta.parallel import map_ordered
-from robots import AntTask, PayloadTask
-from robots.base import Task
-from scripts.common import SHIPPED, build, make_env, timed_episode
+from scripts import plots
+from scripts.common import SHIPPED, build, format_metrics, make_env, shipped_checkpoint, timed_episode
+from scripts.stats import mean_ci95
 
-# Held-out ("test") and training tasks compared per robot, by name; and the mid-episode change.
-TASKS = {
-    "ant": {"test": ["broken-leg-3"], "train": ["healthy", "broken-leg-0", "broken-leg-1", "broken-leg-2"]},
-    "quadrotor": {"test": ["heavy-payload"], "train": ["no-payload", "light-payload"]},
-}
-# Early enough that every controller is still going: the learned MPC controllers of the shipped
-# checkpoints often end an episode within a few seconds (see the README).
-CHANGE = {"ant": (AntTask(broken_leg=3, at_step=20), "leg 3 breaks"),
-          "quadrotor": (PayloadTask(mass=0.010, cable_length=0.25, at_step=24), "payload picked up")}
-DEFAULT_CONTROLLERS = ["adaptive", "nonadaptive", "pearl", "rl2", "scripted", "random"]
+DEFAULT_CONTROLLERS = ["adaptive", "nonadaptive", "oracle", "pearl", "rl2", "scripted", "random"]
+#: The oracle plans in the simulator itself (seconds per step): by default it runs on the held-out tasks only.
+ORACLE_SPLITS = ("test", "all")
 
 
 @dataclasses.dataclass
 class CompareConfig:
     robot: str
     controllers: list[str]
-    seeds: int = 3
+    episodes: int = 3  # per model folder (training seed) and task
     episode_length: int | None = None  # None: the robot's default
     out: Path = Path("results")
     seed: int = 0
-    models: Path = SHIPPED  # where <robot>_grbal.pt, _mb.pt, _pearl.pt and _rl2.pt are
+    models: list[Path] = dataclasses.field(default_factory=lambda: [SHIPPED])  # one folder per training seed
     curve_controllers: list[str] = dataclasses.field(default_factory=lambda: ["adaptive", "nonadaptive"])
     workers: int = 1  # > 1: episodes run on Ray workers
     ray_address: str | None = None  # an existing Ray cluster
@@ -48,131 +54,156 @@ class CompareConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EvalJob:
-    """One episode of the comparison: a controller on a task (a name, or the mid-episode change) with a seed."""
+    """One episode: a controller (on the models of one training seed) on a task, with an episode seed."""
 
-    split: str  # "test", "train", or "change" for the adaptation curve
-    task: str | Task
+    split: str  # a split of the robot's evaluation tasks, or "change" for the mid-episode change
+    task: str
     controller: str
     seed: int
+    models: Path
+    training_seed: int  # index of `models` in the config's list
 
 
 @dataclasses.dataclass
 class Evaluate:
-    """Runs an `EvalJob` (picklable, so Ray workers can run it); returns its table row and reward per step."""
+    """Runs an `EvalJob` (picklable, so Ray workers can run it); returns its CSV row and its trace (what
+    the plots need: per-step infos and adaptation records)."""
 
     config: CompareConfig
     progress: bool = True
 
-    def __call__(self, job: EvalJob) -> tuple[dict, np.ndarray]:
+    def __call__(self, job: EvalJob) -> tuple[dict[str, Any], dict[str, Any]]:
         config = self.config
         env = make_env(config.robot, job.task, episode_length=config.episode_length)
-        controller = build(config.robot, job.controller, env, None, job.seed, config.models)
+        controller = build(config.robot, job.controller, env, None, job.seed, job.models)
         result = timed_episode(env, controller, seed=job.seed)
         episode = result.episode
-        task = job.task if isinstance(job.task, str) else job.task.name
-        row = {"robot": config.robot, "split": job.split, "task": task, "controller": job.controller,
-               "seed": job.seed, "return": episode.total_reward, "steps": episode.length,
-               "terminated": episode.terminated, "latency_p50_ms": float(np.median(result.latencies_ms))}
+        losses = [r for r in result.adaptation if r]
+        row = {"robot": config.robot, "split": job.split, "task": job.task, "controller": job.controller,
+               "training_seed": job.training_seed, "models": str(job.models), "seed": job.seed, **result.metrics,
+               "return": episode.total_reward, "steps": episode.length, "terminated": episode.terminated,
+               "adaptation_fallback_rate": result.fallback_rate,
+               "window_loss_before": float(np.mean([r["loss_before"] for r in losses])) if losses else math.nan,
+               "window_loss_after": float(np.mean([r["loss_after"] for r in losses])) if losses else math.nan,
+               "latency_p50_ms": float(np.median(result.latencies_ms[1:] if episode.length > 1
+                                                 else result.latencies_ms))}  # after the first step's warm-up
         if self.progress:
-            print(f"  {job.split:6s} {row['task']:15s} {job.controller:12s} seed {job.seed}: return "
-                  f"{row['return']:9.2f} ({row['steps']} steps)", flush=True)
-        rewards = np.full(env.episode_length, np.nan)
-        rewards[: episode.length] = episode.rewards
-        return row, rewards
+            print(f"  {job.split:6s} {job.task:18s} {job.controller:12s} models {job.training_seed} seed {job.seed}: "
+                  f"{format_metrics(result.metrics, env.metric_labels)}; return {episode.total_reward:.1f} "
+                  f"({episode.length} steps)", flush=True)
+        trace = {"infos": episode.infos, "start_info": episode.start_info, "terminated": episode.terminated,
+                 "adaptation": result.adaptation}
+        env.close()
+        return row, trace
+
+
+def uses_models(controller: str) -> bool:
+    """Whether the controller runs on trained files (so each training seed is run)."""
+    return shipped_checkpoint("robot", controller) is not None
+
+
+def make_jobs(config: CompareConfig) -> list[EvalJob]:
+    env_class = robots.ROBOTS[config.robot]
+    seeds = [config.seed + e for e in range(config.episodes)]
+    jobs = []
+    for split, tasks in env_class.tasks_to_evaluate().items():
+        for task in tasks:
+            for name in config.controllers:
+                if name == "oracle" and split not in ORACLE_SPLITS:
+                    continue
+                for m, models in enumerate(config.models if uses_models(name) else config.models[:1]):
+                    jobs += [EvalJob(split, task, name, seed, models, m) for seed in seeds]
+    if env_class.change_task is not None:
+        for name in config.curve_controllers:
+            for m, models in enumerate(config.models if uses_models(name) else config.models[:1]):
+                jobs += [EvalJob("change", env_class.change_task, name, seed, models, m) for seed in seeds]
+    return jobs
 
 
 def run_compare(config: CompareConfig, progress: bool = True) -> Path:
-    """Every controller on every task with every seed, then the adaptation-curve episodes, on
-    `config.workers` Ray workers when > 1; writes the table, CSV and plots to `config.out`."""
+    """Every job of `make_jobs`, on `config.workers` Ray workers when > 1; writes the table, CSV and plots
+    to `config.out`."""
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    seeds = [config.seed + s for s in range(config.seeds)]
-    jobs = [EvalJob(split, task, name, seed) for split, tasks in TASKS[config.robot].items() for task in tasks
-            for name in config.controllers for seed in seeds]
-    change, _ = CHANGE[config.robot]
-    jobs += [EvalJob("change", change, name, seed) for name in config.curve_controllers for seed in seeds]
+    jobs = make_jobs(config)
     results = map_ordered(Evaluate(config, progress), jobs, config.workers, config.ray_address)
-    rows = [row for row, _ in results if row["split"] != "change"]
+    rows = [row for row, _ in results]
     write_csv(out / "results.csv", rows)
-    (out / "results.md").write_text(markdown_table(config, rows))
-    plot_returns(out / "returns.png", config, rows)
-    curves = {name: mean_curve([r for row, r in results if row["split"] == "change" and row["controller"] == name])
-              for name in config.curve_controllers}
-    plot_adaptation(out / "adaptation.png", config, curves)
+    table = markdown_table(config, [row for row in rows if row["split"] != "change"])
+    atomic_write(out / "results.md", lambda f: f.write(table.encode()))
+    write_plots(config, out, jobs, [trace for _, trace in results])
     return out
 
 
-def mean_se(values: list[float]) -> tuple[float, float]:
-    values = np.asarray(values, dtype=float)
-    se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
-    return float(values.mean()), float(se)
+def replicate_values(config: CompareConfig, rows: list[dict[str, Any]], key: str) -> tuple[list[float], str]:
+    """The values a confidence interval is taken over: per-training-seed means when the controller uses
+    trained models and there are several seeds, else per-episode values."""
+    values = [float(r[key]) for r in rows]
+    if len(config.models) > 1 and uses_models(rows[0]["controller"]):
+        by_seed: dict[int, list[float]] = {}
+        for r, v in zip(rows, values, strict=True):
+            by_seed.setdefault(r["training_seed"], []).append(v)
+        return [float(np.nanmean(v)) if not np.isnan(v).all() else math.nan for v in by_seed.values()], "seeds"
+    return values, "episodes"
 
 
-def markdown_table(config: CompareConfig, rows: list[dict]) -> str:
-    tasks = [(split, task) for split, names in TASKS[config.robot].items() for task in names]
-    lines = [f"Return per episode, mean ± standard error over {config.seeds} seeds; robot {config.robot}, "
-             f"episode length {config.episode_length or 'default'}; models {config.models}; "
-             f"machine {platform.machine()}, "
-             f"{os.cpu_count()} cores.", "",
-             "| controller | " + " | ".join(f"{task} ({split})" for split, task in tasks) + " |",
-             "|---|" + "---|" * len(tasks)]
-    for name in config.controllers:
-        cells = []
-        for _, task in tasks:
-            m, se = mean_se([r["return"] for r in rows if r["controller"] == name and r["task"] == task])
-            cells.append(f"{m:.1f} ± {se:.1f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+def cell(config: CompareConfig, rows: list[dict[str, Any]], key: str) -> str:
+    if not rows:
+        return "—"
+    if isinstance(rows[0][key], bool):
+        return f"{sum(bool(r[key]) for r in rows)}/{len(rows)}"
+    values, unit = replicate_values(config, rows, key)
+    mean, half = mean_ci95(values)
+    if math.isnan(mean):
+        return "—"
+    n = sum(not math.isnan(v) for v in values)
+    return f"{mean:.2f} ± {half:.2f} ({n} {unit})" if not math.isnan(half) else f"{mean:.2f} (1 {unit[:-1]})"
 
 
-def mean_curve(runs: list[np.ndarray]) -> np.ndarray:
-    """Reward per step averaged over the seeds that reached the step (NaN where none did)."""
-    runs = np.array(runs)
-    alive = ~np.isnan(runs).all(axis=0)
-    return np.where(alive, np.nanmean(np.where(alive, runs, 0.0), axis=0), np.nan)
+def markdown_table(config: CompareConfig, rows: list[dict[str, Any]]) -> str:
+    env_class = robots.ROBOTS[config.robot]
+    tasks = [(split, task) for split, names in env_class.tasks_to_evaluate().items() for task in names]
+    labels = {**env_class.metric_labels, "return": "return", "adaptation_fallback_rate": "adaptation fallback rate",
+              "latency_p50_ms": "controller latency p50 (ms)"}
+    lines = [f"# {config.robot}: {', '.join(config.controllers)}", "",
+             f"{len(config.models)} model folder(s) (training seeds): {', '.join(str(m) for m in config.models)}; "
+             f"{config.episodes} episodes per folder and task (episode seeds {config.seed}–"
+             f"{config.seed + config.episodes - 1}); episode length {config.episode_length or 'the robot default'}; "
+             f"machine {platform.machine()}, {os.cpu_count()} cores.", "",
+             "Each cell: mean ± half-width of the 95% Student-t confidence interval, over the replicates named "
+             "in brackets (training seeds: the mean of each seed's episodes; episodes: one value each). Yes/no "
+             "metrics: how many episodes out of all. Episodes that ended early count with what they did until then.",
+             ""]
+    for key, label in labels.items():
+        if not any(key in r for r in rows):
+            continue
+        lines += [f"## {label}", "", "| controller | " + " | ".join(f"{t} ({s})" for s, t in tasks) + " |",
+                  "|---|" + "---|" * len(tasks)]
+        for name in config.controllers:
+            cells = [cell(config, [r for r in rows if r["controller"] == name and r["task"] == t], key)
+                     for _, t in tasks]
+            if any(c != "—" for c in cells):
+                lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
 
 
-def pyplot():  # noqa: ANN201 - matplotlib.pyplot, imported on demand with a file-only backend
-    import matplotlib
+def write_plots(config: CompareConfig, out: Path, jobs: list[EvalJob], traces: list[dict[str, Any]]) -> None:
+    env_class = robots.ROBOTS[config.robot]
+    dt = make_env(config.robot, None).dt
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def grouped(split: str, task: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for job, trace in zip(jobs, traces, strict=True):
+            if job.split == split and (task is None or job.task == task):
+                groups.setdefault(job.controller, []).append(trace)
+        return groups
 
-    return plt
-
-
-def plot_returns(path: Path, config: CompareConfig, rows: list[dict]) -> None:
-    plt = pyplot()
-    tasks = [task for names in TASKS[config.robot].values() for task in names]
-    width = 0.8 / len(config.controllers)
-    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(tasks), 3.6))
-    for i, name in enumerate(config.controllers):
-        stats = [mean_se([r["return"] for r in rows if r["controller"] == name and r["task"] == t]) for t in tasks]
-        ax.bar(np.arange(len(tasks)) + i * width, [m for m, _ in stats], width, yerr=[se for _, se in stats],
-               label=name, capsize=2)
-    ax.set_xticks(np.arange(len(tasks)) + width * (len(config.controllers) - 1) / 2, tasks)
-    ax.set_ylabel("return per episode")
-    ax.set_title(f"{config.robot}: held-out task first; mean ± s.e. over {config.seeds} seeds")
-    save(fig, ax, path)
-
-
-def plot_adaptation(path: Path, config: CompareConfig, curves: dict[str, np.ndarray]) -> None:
-    plt = pyplot()
-    task, label = CHANGE[config.robot]
-    change = task.at_step
-    fig, ax = plt.subplots(figsize=(6.4, 3.4))
-    for name, curve in curves.items():  # NaN after an episode ended early: a gap in the line
-        ax.plot(np.arange(len(curve)), np.convolve(curve, np.ones(5) / 5, mode="same"), label=name)
-    ax.axvline(change, color="k", linestyle="--", linewidth=1)
-    ax.text(change, ax.get_ylim()[1], f" {label}", va="top", fontsize=8)
-    ax.set_xlabel("control step")
-    ax.set_ylabel("reward per step (5-step mean)")
-    ax.set_title(f"{config.robot}: adaptation around a mid-episode change, mean of {config.seeds} seeds")
-    save(fig, ax, path)
-
-
-def save(fig: object, ax: object, path: Path) -> None:
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    pyplot().close(fig)
+    split, tasks = next(iter(env_class.tasks_to_evaluate().items()))
+    plots.plot_trajectories(out / "trajectories.png", grouped(split, tasks[0]), tasks[0], dt)
+    plots.plot_adaptation_loss(out / "adaptation_loss.png", grouped(split, tasks[0]), tasks[0])
+    change = env_class.change_task
+    if change is not None and env_class.step_metric is not None and config.curve_controllers:
+        key, label = env_class.step_metric
+        at_step = env_class.named_tasks[change].at_step or 0
+        plots.plot_change(out / "change.png", grouped("change"), key, label, at_step, change, dt)

@@ -42,6 +42,28 @@ def test_budget_is_for_rl_learners_and_a_bad_learner_is_named(tmp_path):
     assert result.returncode == 2 and expected in result.stderr
 
 
+@pytest.mark.parametrize("flag, value, allowed", [("--episodes", "-1", ">= 1"), ("--episodes", "0", ">= 1"),
+                                                   ("--seed", "-1", ">= 0"), ("--steps", "ten", "an integer")])
+def test_a_bad_number_on_the_command_line_names_the_flag(flag, value, allowed):
+    result = run_cli("run", "quadrotor", flag, value)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert f"argument {flag}: " in result.stderr and allowed in result.stderr
+
+
+def test_help_imports_no_heavy_module_and_its_names_match_the_registries():
+    code = ("import sys; from scripts.cli import main\ntry: main(['run', '--help'])\nexcept SystemExit: pass\n"
+            "print(sorted(m for m in ('torch', 'mujoco', 'pybullet', 'numba') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip().endswith("[]"), result.stdout
+    import robots
+    from controllers.registry import CONTROLLERS
+    from scripts.cli import CONTROLLER_NAMES, ROBOT_NAMES
+    from scripts.common import ALIASES
+
+    assert sorted(ROBOT_NAMES) == sorted(robots.ROBOTS)
+    assert sorted(CONTROLLER_NAMES) == sorted([*ALIASES, *CONTROLLERS])
+
+
 def test_a_bad_robot_name_lists_the_choices():
     result = run_cli("run", "tank")
     assert result.returncode == 2
@@ -61,8 +83,10 @@ def test_run_with_the_shipped_checkpoint_finishes_an_episode(robot, task):
     assert shipped_checkpoint(robot, "adaptive").exists()
     result = run_cli("run", robot, "--controller", "adaptive", "--task", task, "--steps", "40")
     assert result.returncode == 0, result.stderr
-    assert f"{robot} | adaptive | task " in result.stdout and "| episode 0 | return" in result.stdout
-    assert "latency p50" in result.stdout and "adaptations" in result.stdout
+    metric = {"ant": "distance (m)", "quadrotor": "RMS tracking error (m)"}[robot]
+    assert f"{robot} | adaptive | task " in result.stdout and f"| episode 0 | {metric} " in result.stdout
+    assert "| return " in result.stdout and "latency p50" in result.stdout and "adaptations" in result.stdout
+    assert "adaptation: guard fell back on " in result.stdout
 
 
 def test_train_an_rl_learner_writes_checkpoint_log_and_learning_curve_and_resumes(tmp_path):

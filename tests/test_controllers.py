@@ -1,6 +1,7 @@
 """One contract for every registered controller; adaptive MPC adapts every step; the real-time loop."""
 
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -70,6 +71,57 @@ def test_every_controller_keeps_the_contract(name, robot_name, checkpoints):
         controller.act(obs[:-1])
 
 
+def fuzz_values(obs):
+    """(label, bad observation) pairs: non-finite, wrong shape, wrong dtype."""
+    nan, inf = obs.copy(), obs.copy()
+    nan[1], inf[2] = np.nan, -np.inf
+    return [("nan", nan), ("inf", inf), ("short", obs[:-1]), ("2d", obs[None]), ("text", np.array(["a"] * len(obs))),
+            ("object", {"obs": obs})]
+
+
+@pytest.mark.parametrize("name", sorted(CONTROLLERS))
+def test_bad_input_to_act_and_observe_is_refused_or_skipped_and_never_leaks(name, robot_name, checkpoints):
+    env, controller = build(name, robot_name, checkpoints)
+    obs, _ = env.reset(seed=0)
+    controller.reset(obs)
+    action = controller.act(obs)
+    next_obs, reward, *_ = env.step(action)
+    for label, bad in fuzz_values(obs):
+        with pytest.raises(ValueError, match="observation"):
+            controller.act(bad)
+        args = dict(obs=obs, action=action, reward=reward, next_obs=next_obs)
+        for field in ("obs", "next_obs"):
+            before = controller.info()["skipped_transitions"]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if label in ("nan", "inf"):  # the documented choice: skipped and counted
+                    controller.observe(**{**args, field: bad}, done=False)
+                    assert controller.info()["skipped_transitions"] == before + 1, (label, field)
+                else:
+                    with pytest.raises(ValueError, match=f"observe\\({field}\\)"):
+                        controller.observe(**{**args, field: bad}, done=False)
+    with pytest.raises(ValueError, match=r"observe\(reward\)"):
+        controller.observe(obs, action, [1.0, 2.0], next_obs, False)
+    huge = obs.copy()
+    huge[3] = 1e30
+    skipped = controller.info()["skipped_transitions"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for reward_value in (np.nan, np.inf, 1e30):
+            controller.observe(obs, action, reward_value, next_obs, False)
+        controller.observe(obs, action, reward, huge, False)
+        controller.observe(huge, action, reward, next_obs, False)
+        for _ in range(3):
+            assert np.all(np.isfinite(controller.act(huge))) and np.all(np.isfinite(controller.act(obs)))
+    assert controller.info()["skipped_transitions"] == skipped + 5
+    messages = [str(w.message) for w in caught if w.category is RuntimeWarning]
+    assert sum("skipped a transition" in m for m in messages) <= 1, "warned once, not per transition"
+    assert sum("clipped to the robot's observation bounds" in m for m in messages) == 1
+    assert not [w for w in caught if w.category is not RuntimeWarning], "no numpy warnings leak"
+    controller.observe(obs, action, reward, next_obs, False)  # a good transition is still taken
+    assert controller.info()["skipped_transitions"] == skipped + 5
+
+
 def test_rl2_keeps_its_memory_within_a_task_and_forgets_on_a_new_one(checkpoints):
     env, controller = build("rl2", "ant", checkpoints)
     obs, _ = env.reset(seed=0)
@@ -128,11 +180,11 @@ class Sleepy(Controller):
             time.sleep(self.sleep_s)
         return np.full(self.action_space.shape, 0.01 * step)
 
-    def observe(self, *args):
+    def _observe(self, *args):
         self.observed += 1
 
-    def fallback_action(self, steps_since_plan=1):
-        return np.full(self.action_space.shape, -0.5)
+    def last_plan(self):
+        return np.full((3, *self.action_space.shape), -0.5)
 
 
 def test_a_late_controller_gets_the_fallback_and_the_loop_keeps_its_rate():
@@ -153,6 +205,59 @@ def test_a_late_controller_gets_the_fallback_and_the_loop_keeps_its_rate():
     np.testing.assert_array_equal(robot.actions[-1], 0.0)  # the safe action at the end
     assert controller.observed >= steps - len(report.missed) - 2  # transitions reported once it was free
     assert "deadline misses" in report.summary()
+
+
+class TickRobot:
+    """A RobotIO whose observation carries the tick number (in obs[0], scaled by 0.01)."""
+
+    def __init__(self, env):
+        self.obs, _ = env.reset(seed=0)
+        self.actions = []
+
+    def read_observation(self):
+        obs = self.obs.copy()
+        obs[0] = 0.01 * len(self.actions)
+        return obs
+
+    def send_action(self, action):
+        self.actions.append(np.asarray(action, dtype=np.float64))
+
+
+class AlternatingLate(Controller):
+    """Plans from the tick in its observation: row j of a plan is (tick, j) scaled by 0.01. The calls
+    alternate: one on time, then two that finish 1.5 periods late (so a late plan gets into force)."""
+
+    def __init__(self, env, period):
+        super().__init__(env.observation_space, env.action_space)
+        self.calls, self.period, self.plan = 0, period, None
+
+    def _act(self, obs):
+        tick = round(100 * obs[0])
+        if self.calls % 3:
+            time.sleep(1.5 * self.period)
+        self.calls += 1
+        self.plan = np.array([[0.01 * tick, 0.01 * j, 0.0, 0.0] for j in range(30)])
+        return self.plan[0]
+
+    def last_plan(self):
+        return self.plan.copy()
+
+
+def test_the_fallback_is_the_step_of_the_plan_in_force_that_matches_the_tick():
+    env = robots.make("quadrotor", reference="hover")
+    rate = 25.0
+    controller, robot = AlternatingLate(env, 1 / rate), TickRobot(env)
+    report = run_loop(controller, robot, rate, 24, safe_action=np.zeros(4))
+    assert len(report.missed) >= 8
+    on_time = [s for s in range(report.steps) if s not in report.missed]
+    from_late_plans = 0
+    for step in report.missed:
+        plan_tick, row = np.round(100 * robot.actions[step][:2]).astype(int)
+        assert row == step - plan_tick, (step, plan_tick, row)  # the row of that plan meant for this tick
+        last_on_time = max(s for s in on_time if s < step)
+        assert last_on_time <= plan_tick < step  # the newest plan, never an older one
+        from_late_plans += plan_tick in report.missed
+    assert from_late_plans >= 1, "a plan that finished late was in force for a later tick"
 
 
 def test_ctrl_c_stops_the_loop_and_sends_the_safe_action():
@@ -180,4 +285,4 @@ def test_pearl_keeps_its_context_within_a_task_and_forgets_on_a_new_one(checkpoi
     rollout(env, controller, seed=1, max_steps=20, new_task=False)
     assert controller.info()["context"] == 8  # a window of the context size it was trained with
     controller.reset(episode.observations[-1], new_task=True)
-    assert controller.info() == {"context": 0, "posterior_std": 1.0}
+    assert controller.info() == {"skipped_transitions": 0, "context": 0, "posterior_std": 1.0}

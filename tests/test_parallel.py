@@ -108,11 +108,12 @@ def test_compare_on_two_workers_writes_the_same_table_as_serial(cluster, tmp_pat
     from scripts.compare import CompareConfig, run_compare
 
     def table(out, workers):
-        config = CompareConfig(robot="quadrotor", controllers=["scripted", "random"], seeds=2, episode_length=20,
+        config = CompareConfig(robot="quadrotor", controllers=["scripted", "random"], episodes=2, episode_length=100,
                                curve_controllers=["scripted"], out=tmp_path / out, workers=workers)
         run_compare(config, progress=False)
         return [line.split(",")[:8] for line in (tmp_path / out / "results.csv").read_text().splitlines()]
 
     serial, parallel = table("serial", 1), table("parallel", 2)
-    assert serial == parallel and len(serial) == 1 + 3 * 2 * 2  # header + tasks × controllers × seeds
-    assert (tmp_path / "parallel" / "adaptation.png").stat().st_size > 0
+    # header + tasks × controllers × seeds + the mid-episode change's episodes
+    assert serial == parallel and len(serial) == 1 + 3 * 2 * 2 + 2
+    assert (tmp_path / "parallel" / "change.png").stat().st_size > 0

@@ -1,17 +1,26 @@
 """GrBAL training loop: configs, atomic checkpoints, exact resume."""
 
 import dataclasses
+import os
+import re
+import stat
+import typing
 
 import pytest
 import torch
 import yaml
 
 from controllers.collection import collection_policy
+from controllers.registry import ControllerConfig
+from mbmeta import config as config_module
 from mbmeta.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from mbmeta.config import ConfigError, from_dict, load_yaml, to_dict
 from mbmeta.grbal import TrainConfig, load_model, train
 from mbmeta.maml import MetaConfig
 from mbmeta.model import ModelConfig
+from mbmeta.pearl import PEARLConfig
+from mbmeta.rl2 import RL2Config
+from scripts.common import SHIPPED
 
 TINY = TrainConfig(robot="ant", iterations=2, episodes_per_iteration=3, episode_length=60,
                    train_steps_per_iteration=8, model=ModelConfig(hidden=(16, 16)),
@@ -26,12 +35,74 @@ def test_a_config_round_trips_and_unknown_keys_are_rejected_by_name(tmp_path):
         from_dict(TrainConfig, {"model": {"hiden": [64]}})
     with pytest.raises(ConfigError, match=r"config: unknown key\(s\) \['iters'\]"):
         from_dict(TrainConfig, {"iters": 3})
-    with pytest.raises(ConfigError, match="config.meta.k: expected int, got 'five'"):
+    with pytest.raises(ConfigError, match="config.meta.k: expected an int, got 'five'"):
         from_dict(TrainConfig, {"meta": {"k": "five"}})
     with pytest.raises(ConfigError, match=r"expected one of \['constant', 'cosine'\]"):
         from_dict(TrainConfig, {"meta": {"lr_schedule": "linear"}})
-    with pytest.raises(ValueError, match="robot must be one of"):
+    with pytest.raises(ConfigError, match=r"config.robot: expected one of \['ant', 'quadrotor'\], got 'tank'"):
         from_dict(TrainConfig, {"robot": "tank"})
+
+
+def config_fields():
+    """(config class, dotted field path, type hint, allowed range) of every field a user can set in YAML."""
+    out = []
+
+    def walk(cls, prefix, data_of):
+        for field in dataclasses.fields(cls):
+            hint = typing.get_type_hints(cls)[field.name]
+            nested = config_module._dataclass_of(hint)
+            if nested is not None:
+                walk(nested, f"{prefix}{field.name}.", lambda d, f=field.name, o=data_of: o({f: d}))
+            else:
+                out.append((cls, f"{prefix}{field.name}", hint, getattr(cls, "RANGES", {}).get(field.name), data_of))
+
+    for top in (TrainConfig, RL2Config, PEARLConfig, ControllerConfig):
+        walk(top, f"{top.__name__}:", lambda d: d)
+    return out
+
+
+def numeric(hint):
+    args = typing.get_args(hint) or (hint,)
+    return any(a in (int, float) for a in args) or any(typing.get_args(a)[:1] in ((int,), (float,)) for a in args)
+
+
+FIELDS = config_fields()
+
+
+@pytest.mark.parametrize("cls, key, hint, allowed, data_of", FIELDS, ids=[f[1] for f in FIELDS])
+def test_every_config_field_rejects_a_string_nan_and_an_out_of_range_value_by_name(cls, key, hint, allowed, data_of):
+    top = {"TrainConfig": TrainConfig, "RL2Config": RL2Config, "PEARLConfig": PEARLConfig,
+           "ControllerConfig": ControllerConfig}[key.split(":")[0]]
+    path = key.split(":")[1]
+    name = path.split(".")[-1]
+    where = "c.yaml." + path
+    is_tuple = typing.get_origin(hint) is tuple or any(typing.get_origin(a) is tuple for a in typing.get_args(hint))
+    bad_values = [[1, 2]] if str in (typing.get_args(hint) or (hint,)) else ["fast"]
+    if numeric(hint):
+        assert allowed is not None, f"{key} is numeric and declares no range in its class's RANGES"
+        bad_values.append([float("nan")] if is_tuple else float("nan"))
+        outside = allowed.low - 1 if allowed.low is not None else allowed.high + 1
+        bad_values.append([outside] if is_tuple else outside)
+    for bad in bad_values:
+        with pytest.raises(ConfigError, match=re.escape(where) + ": "):
+            from_dict(top, data_of({name: bad}), where="c.yaml")
+
+
+def test_flipped_bytes_inside_a_checkpoint_are_a_one_line_error_and_files_get_normal_permissions(tmp_path):
+    for shipped in sorted(SHIPPED.glob("*.pt")):
+        load_checkpoint(shipped)  # every shipped file carries a digest that matches
+        data = bytearray(shipped.read_bytes())
+        middle = len(data) // 2
+        data[middle:middle + 16] = bytes(b ^ 0xFF for b in data[middle:middle + 16])
+        damaged = tmp_path / shipped.name
+        damaged.write_bytes(bytes(data))
+        with pytest.raises(CheckpointError, match="is damaged \\(its SHA-256 does not match") as err:
+            load_checkpoint(damaged)
+        assert "\n" not in str(err.value) and shipped.name in str(err.value)
+    save_checkpoint(tmp_path / "new.pt", {"format": "test"})
+    old = os.umask(0o022)
+    os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.pt").stat().st_mode) == 0o666 & ~old
 
 
 def params_of(path):
@@ -82,7 +153,7 @@ def test_a_truncated_checkpoint_is_a_clear_error_and_a_crash_mid_save_keeps_the_
     assert list(tmp_path.iterdir()) == [path], "no temporary file is left behind"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="is not a readable mbmeta checkpoint \\(truncated or damaged"):
+    with pytest.raises(CheckpointError, match="is damaged \\(its SHA-256 does not match"):
         load_checkpoint(path)
     with pytest.raises(CheckpointError, match="no checkpoint at"):
         load_checkpoint(tmp_path / "missing.pt")

@@ -1,0 +1,128 @@
+"""The measuring stick: the oracle planner is exact and beats random; task metrics; confidence intervals;
+`compare` over several training seeds writes its tables and plots."""
+
+import dataclasses
+import math
+import shutil
+
+import numpy as np
+import pytest
+
+import robots
+from controllers.registry import ControllerConfig, default_mpc, make_controller
+from robots.base import RobotEnv
+from scripts.common import SHIPPED, timed_episode
+from scripts.compare import CompareConfig, run_compare
+from scripts.stats import mean_ci95, t_quantile_975
+
+
+def test_the_confidence_interval_matches_a_hand_computed_case():
+    # mean 2.5; sample sd sqrt(5/3) = 1.2910; standard error 0.6455; t(0.975, 3) = 3.182 -> 2.054
+    mean, half = mean_ci95([1.0, 2.0, 3.0, 4.0])
+    assert mean == 2.5 and half == pytest.approx(3.182 * math.sqrt(5 / 3) / 2, rel=1e-12)
+    assert half == pytest.approx(2.054, abs=1e-3)
+    assert mean_ci95([5.0, float("nan"), 7.0]) == (6.0, pytest.approx(12.706 * math.sqrt(2) / math.sqrt(2)))
+    assert math.isnan(mean_ci95([3.0])[1]) and math.isnan(mean_ci95([])[0])
+    assert t_quantile_975(30) == 2.042 and t_quantile_975(60) == pytest.approx(2.000, abs=1e-3)
+    assert t_quantile_975(120) == pytest.approx(1.980, abs=1e-3)
+
+
+def test_task_metrics_of_episodes_with_known_motion():
+    ant = robots.ROBOTS["ant"]
+    infos = [{"x_position": 0.5 + 0.05 * (t + 1)} for t in range(40)]  # 0.05 m per 0.05 s step: 1 m/s
+    metrics = ant.episode_metrics({"x_position": 0.5}, infos, terminated=True, dt=0.05)
+    assert metrics["distance_m"] == pytest.approx(2.0) and metrics["forward_speed_mps"] == pytest.approx(1.0)
+    assert metrics["fell"] is True and metrics["fell_step"] == 40
+    quad = robots.ROBOTS["quadrotor"]
+    metrics = quad.episode_metrics({}, [{"tracking_error": 3.0}, {"tracking_error": 4.0}], terminated=False, dt=0.1)
+    assert metrics["tracking_rmse_m"] == pytest.approx(math.sqrt(12.5)) and metrics["crashed"] is False
+    assert math.isnan(metrics["crash_time_s"])
+    # and on a real episode: the distance is the torso's x displacement in the simulator
+    env = robots.make("ant", episode_length=30)
+    controller = make_controller(ControllerConfig(controller="scripted"), env)
+    result = timed_episode(env, controller, seed=3)
+    start_x = result.episode.start_info["x_position"]
+    assert result.metrics["distance_m"] == pytest.approx(env.data.qpos[0] - start_x)
+    assert result.metrics["fell"] == result.episode.terminated
+
+
+@pytest.mark.parametrize("robot, task", [("ant", "broken-leg-3"), ("quadrotor", "heavy-payload"),
+                                         ("quadrotor", "pickup")])
+def test_the_oracle_imagines_exactly_what_the_simulator_does_and_leaves_it_untouched(robot, task):
+    env, twin = robots.make(robot, task=task), robots.make(robot, task=task)
+    rng = np.random.default_rng(0)
+    nominal = default_mpc(robot).planner.nominal_action or (0.0,) * env.action_space.shape[0]
+    for e in (env, twin):
+        e.reset(seed=4)
+    for _ in range(93):  # past the pickup at step 96 within the horizon below
+        action = np.clip(np.asarray(nominal) + rng.normal(0, 0.05, env.action_space.shape), -1, 1)
+        env.step(action)
+        twin.step(action)
+    candidates = np.clip(np.asarray(nominal) + rng.normal(0, 0.2, (6, 8, env.action_space.shape[0])), -1, 1)
+    rewards, terminated = env.imagine(candidates)
+    for i in range(len(candidates)):  # each candidate, stepped for real in a copy of the episode
+        copy = robots.make(robot, task=task)
+        copy.reset(seed=4)
+        replay = np.random.default_rng(0)
+        for _ in range(93):
+            copy.step(np.clip(np.asarray(nominal) + replay.normal(0, 0.05, env.action_space.shape), -1, 1))
+        for t in range(candidates.shape[1]):
+            _, reward, done, _, _ = copy.step(candidates[i, t])
+            assert reward == rewards[i, t] and done == terminated[i, t], (i, t)
+            if done:
+                assert np.all(rewards[i, t + 1:] == 0.0) and np.all(terminated[i, t:])
+                break
+    after, twin_after = env.step(candidates[0, 0]), twin.step(candidates[0, 0])
+    np.testing.assert_array_equal(after[0], twin_after[0])  # imagining left the simulator as it was
+    assert after[1] == twin_after[1]
+
+
+@pytest.mark.parametrize("robot, task, steps", [("ant", "broken-leg-3", 25), ("quadrotor", "heavy-payload", 60)])
+def test_the_oracle_beats_random(robot, task, steps):
+    small = dataclasses.replace(default_mpc(robot), planner=dataclasses.replace(
+        default_mpc(robot).planner, population=24, horizon=8, iterations=2))
+    results = {}
+    for name in ("oracle", "random"):
+        env = robots.make(robot, task=task, episode_length=steps)
+        controller = make_controller(ControllerConfig(controller=name, mpc=small), env)
+        results[name] = timed_episode(env, controller, seed=1)
+    oracle, random = results["oracle"], results["random"]
+    if robot == "ant":  # random actions jitter in place; the oracle walks
+        assert oracle.metrics["distance_m"] > random.metrics["distance_m"] + 0.5, (oracle.metrics, random.metrics)
+        assert not oracle.metrics["fell"]
+    else:  # random motor commands crash within a second; the oracle tracks the whole episode
+        assert random.metrics["crashed"] and not oracle.metrics["crashed"], (oracle.metrics, random.metrics)
+        assert oracle.metrics["tracking_rmse_m"] < 0.3
+
+
+def test_compare_over_two_training_seeds_writes_intervals_csv_and_every_plot(tmp_path):
+    seeds = []
+    for i in range(2):  # two copies of the shipped models stand for two training seeds
+        folder = tmp_path / f"seed{i}"
+        folder.mkdir()
+        for name in ("quadrotor_grbal.pt", "quadrotor_mb.pt"):
+            shutil.copy(SHIPPED / name, folder / name)
+        seeds.append(folder)
+    config = CompareConfig(robot="quadrotor", controllers=["adaptive", "nonadaptive", "scripted"], episodes=2,
+                           episode_length=100, models=seeds, out=tmp_path / "out")
+    out = run_compare(config, progress=False)
+    csv = (out / "results.csv").read_text().splitlines()
+    header = csv[0].split(",")
+    for column in ("tracking_rmse_m", "crashed", "crash_time_s", "training_seed", "adaptation_fallback_rate",
+                   "window_loss_before", "window_loss_after", "return"):
+        assert column in header
+    # tasks (3) x (2 model-based controllers x 2 seeds + scripted once) x 2 episodes + change: 2 curves x 2 seeds x 2
+    assert len(csv) - 1 == 3 * (2 * 2 + 1) * 2 + 2 * 2 * 2
+    table = (out / "results.md").read_text()
+    assert "## RMS tracking error (m)" in table and "(2 seeds)" in table and "(2 episodes)" in table
+    assert "## crashed" in table and "## adaptation fallback rate" in table
+    for plot in ("trajectories.png", "change.png", "adaptation_loss.png"):
+        assert (out / plot).stat().st_size > 10_000, plot
+
+
+def test_a_robot_without_declared_evaluation_tasks_is_compared_on_its_named_tasks():
+    class Plain(RobotEnv):
+        named_tasks = {"a": None, "b": None}
+
+    assert Plain.tasks_to_evaluate() == {"all": ("a", "b")}
+    assert robots.ROBOTS["ant"].tasks_to_evaluate()["test"] == ("broken-leg-3",)
