@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from gymnasium import spaces
@@ -34,11 +34,14 @@ class MPCConfig:
     k: int = 5  # transitions in the adaptation window
     inner_steps: int = 1
     from_prior: bool = True  # GrBAL: adapt from θ* every step; False continues from φ_{t-1}
-    max_loss_ratio: float = 2.0  # adaptation guard: fall back to θ* beyond this loss ratio
+    max_loss_ratio: float = 2.0  # adaptation guard: refuse a step that raises the window loss beyond this ratio
+    backtracking: int = 0  # halve a step that raises the window loss up to this many times (0: take it whole)
+    fallback: Literal["prior", "last"] = "prior"  # what a refused step plans with: θ*, or the last accepted φ
     seed: int = 0
 
     RANGES: ClassVar[dict[str, Range]] = {"k": at_least(1), "inner_steps": at_least(1),
-                                          "max_loss_ratio": at_least(1), "seed": NON_NEGATIVE}
+                                          "max_loss_ratio": at_least(1), "backtracking": NON_NEGATIVE,
+                                          "seed": NON_NEGATIVE}
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -77,7 +80,8 @@ class MPCController(Controller):
         self.rollout = make_rollout(config.backend, model)
         self.planner = make_planner(config.planner, action_space.low, action_space.high, seed=config.seed)
         self.adapter = OnlineAdapter(model, step_sizes, steps=config.inner_steps, from_prior=config.from_prior,
-                                     max_loss_ratio=config.max_loss_ratio)
+                                     max_loss_ratio=config.max_loss_ratio, backtracking=config.backtracking,
+                                     fallback=config.fallback)
         self.window: collections.deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = collections.deque(maxlen=config.k)
         self.plans = 0
         self._adapted = False  # whether the last act adapted

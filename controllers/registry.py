@@ -85,9 +85,12 @@ def _model_based(planner: str, adaptive: bool) -> Callable[[RobotEnv, Controller
         if model.obs_dim != env.observation_space.shape[0] or model.act_dim != env.action_space.shape[0]:
             raise ValueError(f"checkpoint {config.checkpoint} was trained on {train_config.robot}, whose "
                              f"dimensions differ from {type(env).__name__}'s")
-        base = config.mpc if config.mpc is not None else default_mpc(train_config.robot)
-        mpc = dataclasses.replace(base, adapt=adaptive, seed=config.seed, k=train_config.meta.k,
-                                  inner_steps=max(1, train_config.meta.inner_steps),
+        if config.mpc is None:  # the robot's defaults, adapting as the model was meta-trained to
+            base = dataclasses.replace(default_mpc(train_config.robot), k=train_config.meta.k,
+                                       inner_steps=max(1, train_config.meta.inner_steps))
+        else:
+            base = config.mpc
+        mpc = dataclasses.replace(base, adapt=adaptive, seed=config.seed,
                                   planner=dataclasses.replace(base.planner, kind=PLANNER_NAMES[planner]))
         return MPCController(env.observation_space, env.action_space, model, step_sizes, env.reward,
                              env.is_terminal, mpc)

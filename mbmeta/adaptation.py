@@ -12,17 +12,25 @@ from mbmeta.model import DynamicsModel, Params
 class OnlineAdapter:
     """Computes φ_t = θ* − α ∇L(θ*, last k transitions) and guards against bad steps.
 
-    `from_prior=False` continues from φ_{t−1} instead of θ*. A step whose loss or parameters are
-    not finite, or whose loss on the window exceeds the starting loss by `max_loss_ratio`, is
-    discarded: the adapter returns θ* and counts the fallback.
+    `from_prior=False` continues from φ_{t−1} instead of θ*. With `backtracking = B > 0` the step is
+    shortened by halves (the whole step, then 1/2, ..., 1/2^B of it) until the loss on the window is no
+    higher than before it: Meta-SGD's step sizes, learned on training windows, can overshoot on a window
+    unlike them. A step that is not finite, or whose window loss exceeds the starting loss by
+    `max_loss_ratio` (or, with backtracking, is higher than before at every length), is refused: the
+    adapter counts the fallback and returns `fallback` parameters: θ* ("prior") or the last accepted
+    adaptation ("last", θ* until there is one).
     """
 
     def __init__(self, model: DynamicsModel, step_sizes: Params, steps: int = 1, from_prior: bool = True,
-                 max_loss_ratio: float = 2.0) -> None:
+                 max_loss_ratio: float = 2.0, backtracking: int = 0, fallback: str = "prior") -> None:
+        if fallback not in ("prior", "last"):
+            raise ValueError(f"fallback must be 'prior' or 'last', got {fallback!r}")
         self.model, self.steps, self.from_prior, self.max_loss_ratio = model, steps, from_prior, max_loss_ratio
+        self.backtracking, self.fallback = backtracking, fallback
         self.prior = {n: p.detach() for n, p in model.prior().items()}
         self.step_sizes = {n: a.detach() for n, a in step_sizes.items()}
         self.params: Params = self.prior
+        self.accepted: Params = self.prior  # the last adaptation the guard accepted
         self.fallbacks = 0
         self.adaptations = 0
         #: The last adaptation's window loss before and after the step, and whether the guard fell back.
@@ -30,7 +38,7 @@ class OnlineAdapter:
 
     def reset(self) -> None:
         """Forget adaptation: plan with the prior again."""
-        self.params = self.prior
+        self.params = self.accepted = self.prior
 
     def adapt(self, obs: np.ndarray | torch.Tensor, act: np.ndarray | torch.Tensor,
               next_obs: np.ndarray | torch.Tensor) -> Params:
@@ -38,15 +46,23 @@ class OnlineAdapter:
         obs, act, next_obs = (torch.as_tensor(x, dtype=torch.float32) for x in (obs, act, next_obs))
         start = self.prior if self.from_prior else self.params
         with torch.enable_grad():
-            adapted = adapt(self.model, start, self.step_sizes, obs, act, next_obs, self.steps, first_order=True)
-        adapted = {n: p.detach() for n, p in adapted.items()}
+            full = adapt(self.model, start, self.step_sizes, obs, act, next_obs, self.steps, first_order=True)
         with torch.no_grad():
             before = self.model.loss(start, obs, act, next_obs).item()
-            after = self.model.loss(adapted, obs, act, next_obs).item()
+            for halvings in range(self.backtracking + 1):
+                scale = 0.5**halvings
+                adapted = {n: start[n] + scale * (full[n].detach() - start[n]) for n in start}
+                after = self.model.loss(adapted, obs, act, next_obs).item()
+                if self.backtracking == 0 or after <= before:
+                    break
         self.adaptations += 1
         finite = np.isfinite(after) and all(bool(torch.isfinite(p).all()) for p in adapted.values())
-        fell_back = not finite or after > self.max_loss_ratio * before
+        fell_back = not finite or after > self.max_loss_ratio * before or (self.backtracking > 0 and after > before)
         self.fallbacks += fell_back
-        self.params = self.prior if fell_back else adapted
-        self.last = {"loss_before": before, "loss_after": after, "fallback": float(fell_back)}
+        if fell_back:
+            self.params = self.prior if self.fallback == "prior" else self.accepted
+        else:
+            self.params = self.accepted = adapted
+        self.last = {"loss_before": before, "loss_after": after, "fallback": float(fell_back),
+                     "step_scale": scale}
         return self.params

@@ -138,10 +138,14 @@ class Windows:
 class WindowSampler:
     """Draws windows of k + K consecutive transitions, tasks first (uniformly), then a window in the task."""
 
-    def __init__(self, store: TransitionStore, k: int, K: int, cross_task_changes: bool = False) -> None:
+    def __init__(self, store: TransitionStore, k: int, K: int, cross_task_changes: bool = False,
+                 holdout_every: int = 0, holdout: bool = False) -> None:
+        """With `holdout_every = n > 0`, every n-th episode (by its index in the store) is held out: this
+        sampler draws only from those (`holdout=True`, a validation set) or only from the others."""
         if k < 1 or K < 1:
             raise ValueError(f"window sizes must be positive, got k={k}, K={K}")
         self.store, self.k, self.K, self.cross = store, k, K, cross_task_changes
+        self.holdout_every, self.holdout = holdout_every, holdout
         self._indexed_n = -1
         self._starts: dict[int, np.ndarray] = {}
 
@@ -152,6 +156,8 @@ class WindowSampler:
         spans = self._episode_spans() if self.cross else self.store.segments
         starts: dict[int, list[np.ndarray]] = {}
         for start, end, task in spans:
+            if self.holdout_every and (self.store.episodes[start] % self.holdout_every == 0) != self.holdout:
+                continue
             if end - start >= length:
                 starts.setdefault(task, []).append(np.arange(start, end - length + 1))
         self._starts = {task: np.concatenate(s) for task, s in starts.items()}

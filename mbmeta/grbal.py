@@ -13,6 +13,7 @@ is built for it alone, from its own seed. So the episodes of an iteration can ru
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 from collections.abc import Callable
@@ -43,13 +44,20 @@ class TrainConfig:
     initial_episodes: int = 8  # exploration episodes of the first iteration
     episodes_per_iteration: int = 8  # episodes of each later iteration (collected by the controller)
     episode_length: int = 200
-    train_steps_per_iteration: int = 500
+    train_steps_per_iteration: int = 500  # meta-updates per iteration (at most, with early stopping)
+    # Early stopping (GrBAL's released code trains each iteration until a held-out loss stops improving):
+    # every n-th episode is held out, the held-out loss is measured every 100 updates, and training stops
+    # after `patience` measurements without a better one, keeping the best parameters. 0: no hold-out.
+    validation_every: int = 0
+    patience: int = 5
+    refit_normalizer: bool = False  # refit the normaliser to all data every iteration (else once, to exploration)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     meta: MetaConfig = dataclasses.field(default_factory=MetaConfig)
 
     RANGES: ClassVar[dict[str, Range]] = {
         "seed": NON_NEGATIVE, "iterations": at_least(1), "initial_episodes": at_least(1),
-        "episodes_per_iteration": at_least(1), "episode_length": at_least(1), "train_steps_per_iteration": at_least(1)}
+        "episodes_per_iteration": at_least(1), "episode_length": at_least(1), "train_steps_per_iteration": at_least(1),
+        "validation_every": NON_NEGATIVE, "patience": at_least(1)}
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -115,9 +123,12 @@ def episode_jobs(robot: str, episode_length: int, iteration: int, adaptive: bool
 
 
 def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, resume: bool = True,
-          progress: bool = True, workers: int = 1, address: str | None = None) -> Path:
+          progress: bool = True, workers: int = 1, address: str | None = None,
+          data: str | Path | None = None) -> Path:
     """Run (or continue) GrBAL training in `run_dir`; returns the checkpoint path. `workers` > 1 (or a
-    Ray cluster's `address`) collects each iteration's episodes on Ray, with the same results."""
+    Ray cluster's `address`) collects each iteration's episodes on Ray, with the same results. With
+    `data` (a data.npz of another run, or logged from a robot) nothing is collected: every iteration
+    trains on that fixed data (to compare learners on identical data)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, data_path = run_dir / "checkpoint.pt", run_dir / "data.npz"
@@ -128,7 +139,7 @@ def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, 
     model = DynamicsModel(obs_dim, act_dim, config.model)
     total = config.iterations * config.train_steps_per_iteration
     trainer = MetaTrainer(model, config.meta, total_steps=total)
-    store = TransitionStore(obs_dim, act_dim)
+    store = TransitionStore.load(data) if data is not None else TransitionStore(obs_dim, act_dim)
     log: list[dict[str, Any]] = []
     run_log = RunLog(run_dir)
     start = 0
@@ -138,11 +149,12 @@ def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, 
             raise ValueError(f"{run_dir} holds a run with another config; use a new run directory or --no-resume")
         model.load_state_dict(state["model"])
         trainer.load_state_dict(state["trainer"])
-        store = TransitionStore.load(data_path)
+        store = TransitionStore.load(data if data is not None else data_path)
         store.truncate(state["transitions"])  # data written after the checkpoint belongs to a lost iteration
         restore_rngs(state["rng"], rng)
         log, start = state["log"], state["iteration"]
-    sampler = WindowSampler(store, config.meta.k, config.meta.K)
+    sampler = WindowSampler(store, config.meta.k, config.meta.K, holdout_every=config.validation_every)
+    held_out = WindowSampler(store, config.meta.k, config.meta.K, holdout_every=config.validation_every, holdout=True)
     steps = config.train_steps_per_iteration
     bar = tqdm(desc=f"train {config.robot}", unit="step", disable=not progress, initial=start * steps,
                total=config.iterations * steps)
@@ -150,19 +162,34 @@ def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, 
         n = config.initial_episodes if iteration == 0 else config.episodes_per_iteration
         jobs = episode_jobs(config.robot, config.episode_length, iteration, config.meta.inner_steps > 0,
                             env.sample_tasks(n, "train", rng), rng)
-        episodes = collect(jobs, make_policy, model, dict(trainer.step_sizes), store, workers, address)
-        returns = [episode.total_reward for episode in episodes]
-        if iteration == 0:
+        episodes = [] if data is not None else collect(jobs, make_policy, model, dict(trainer.step_sizes), store,
+                                                       workers, address)
+        returns = [episode.total_reward for episode in episodes] or [float("nan")]
+        if iteration == 0 or config.refit_normalizer:
             model.fit_normalizer(store.obs, store.actions, store.next_obs)
-        losses = []
+        validation = held_out.sample(256, np.random.default_rng(iteration)) if config.validation_every else None
+        best: tuple[float, dict[str, torch.Tensor]] | None = None
+        stale, losses, val_loss = 0, [], float("nan")
         for step in range(steps):
             losses.append(trainer.step(sampler.sample(config.meta.meta_batch_size, rng)))
             bar.update()
             if step % 50 == 0:
                 bar.set_postfix(iteration=iteration, loss=f"{np.mean(losses[-50:]):.4f}",
                                 ret=f"{np.mean(returns):.1f}")
+            if validation is not None and (step + 1) % 100 == 0:
+                with torch.no_grad():  # the inner adaptation's gradient is a function transform: still taken
+                    val_loss = trainer.window_losses(validation).mean().item()
+                if best is None or val_loss < best[0]:
+                    best, stale = (val_loss, copy.deepcopy(trainer_state(model, trainer))), 0
+                elif (stale := stale + 1) >= config.patience:
+                    bar.update(steps - step - 1)
+                    break
+        if best is not None:  # keep the parameters with the best held-out loss
+            load_trainer_state(model, trainer, best[1])
+            val_loss = best[0]
         log.append({"iteration": iteration, "transitions": len(store), "mean_return": float(np.mean(returns)),
-                    "loss_first": losses[0], "loss_last": float(np.mean(losses[-20:]))})
+                    "updates": len(losses), "loss_first": losses[0], "loss_last": float(np.mean(losses[-20:])),
+                    "validation_loss": val_loss})
         store.save(data_path)
         save_checkpoint(ckpt_path, {
             "format": CHECKPOINT_FORMAT, "obs_dim": obs_dim, "act_dim": act_dim, "train_config": to_dict(config),
@@ -173,6 +200,20 @@ def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, 
         run_log.write(log)
     bar.close()
     return ckpt_path
+
+
+def trainer_state(model: DynamicsModel, trainer: MetaTrainer) -> dict[str, torch.Tensor]:
+    """θ and the step sizes α (what early stopping keeps the best of)."""
+    return {**{f"theta.{n}": p.detach() for n, p in model.params.items()},
+            **{f"alpha.{n}": a.detach() for n, a in trainer.step_sizes.items()}}
+
+
+def load_trainer_state(model: DynamicsModel, trainer: MetaTrainer, state: dict[str, torch.Tensor]) -> None:
+    with torch.no_grad():
+        for n, p in model.params.items():
+            p.copy_(state[f"theta.{n}"])
+        for n, a in trainer.step_sizes.items():
+            a.copy_(state[f"alpha.{n}"])
 
 
 def load_model(path: str | Path) -> tuple[DynamicsModel, Params, TrainConfig]:

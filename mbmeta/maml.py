@@ -35,10 +35,13 @@ class MetaConfig:
     lr: float = 1e-3
     lr_schedule: Literal["constant", "cosine"] = "constant"
     grad_clip: float = 10.0
+    # Weight of θ*'s own loss (unadapted, on the whole window) in the meta-objective: keeps the prior a good
+    # model by itself, for the steps where adaptation is refused (0: GrBAL's objective alone).
+    prior_loss_weight: float = 0.0
 
     RANGES: ClassVar[dict[str, Range]] = {
         "k": at_least(1), "K": at_least(1), "meta_batch_size": at_least(1), "inner_steps": NON_NEGATIVE,
-        "inner_lr": POSITIVE, "lr": POSITIVE, "grad_clip": POSITIVE}
+        "inner_lr": POSITIVE, "lr": POSITIVE, "grad_clip": POSITIVE, "prior_loss_weight": NON_NEGATIVE}
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -81,11 +84,12 @@ class MetaTrainer:
         """Per-window outer loss (B,): adapted on the past and scored on the future, or plain."""
         model, cfg = self.model, self.config
         params = model.prior() if params is None else params
+        obs = torch.cat([windows.past_obs, windows.future_obs], dim=1)
+        act = torch.cat([windows.past_act, windows.future_act], dim=1)
+        nxt = torch.cat([windows.past_next, windows.future_next], dim=1)
+        plain = torch.vmap(lambda o, a, n: model.loss(params, o, a, n))
         if cfg.inner_steps == 0:
-            obs = torch.cat([windows.past_obs, windows.future_obs], dim=1)
-            act = torch.cat([windows.past_act, windows.future_act], dim=1)
-            nxt = torch.cat([windows.past_next, windows.future_next], dim=1)
-            return torch.vmap(lambda o, a, n: model.loss(params, o, a, n))(obs, act, nxt)
+            return plain(obs, act, nxt)
         step_sizes = dict(self.step_sizes)
 
         def one(po: torch.Tensor, pa: torch.Tensor, pn: torch.Tensor, fo: torch.Tensor, fa: torch.Tensor,
@@ -93,8 +97,9 @@ class MetaTrainer:
             phi = adapt(model, params, step_sizes, po, pa, pn, cfg.inner_steps, cfg.first_order)
             return model.loss(phi, fo, fa, fn)
 
-        return torch.vmap(one)(windows.past_obs, windows.past_act, windows.past_next,
-                               windows.future_obs, windows.future_act, windows.future_next)
+        losses = torch.vmap(one)(windows.past_obs, windows.past_act, windows.past_next,
+                                 windows.future_obs, windows.future_act, windows.future_next)
+        return losses + cfg.prior_loss_weight * plain(obs, act, nxt) if cfg.prior_loss_weight else losses
 
     def step(self, windows: Windows) -> float:
         """One optimiser update on a meta-batch; returns the mean outer loss before the update."""

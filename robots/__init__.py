@@ -6,7 +6,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+# Render headless where there is no display: MuJoCo reads MUJOCO_GL when it is imported (below), so choose
+# EGL (Mesa's software EGL works without a GPU) unless the user chose a backend.
+if not os.environ.get("DISPLAY") and "MUJOCO_GL" not in os.environ:
+    os.environ["MUJOCO_GL"] = "egl"
 
 import gymnasium
 

@@ -37,6 +37,7 @@ OBS_VX = 13
 OBS_CONTACT = 27
 OBS_DIM = 28
 FULL_STATE = mujoco.mjtState.mjSTATE_FULLPHYSICS
+BROKEN_RGBA = (0.85, 0.1, 0.1, 1.0)
 # Physically possible values, generously (a reading outside is a broken state estimate, not a state):
 # torso height, quaternion (unit, but the reset noise may leave it up to 1.1), joint angles (the joints' range
 # is about ±1.2 rad), torso linear and angular velocity, joint velocities, the contact term (at most 78:
@@ -117,12 +118,21 @@ class AntEnv(RobotEnv):
         self.render_mode = render_mode
         self._renderer: mujoco.Renderer | None = None
         self._full_gain = self.model.actuator_gainprm[:, 0].copy()
+        self._rgba = self.model.geom_rgba.copy()
+        body = [mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_BODY, b) for b in self.model.geom_bodyid]
+        self._leg_geoms = [[g for g, name in enumerate(body) if name.startswith(f"leg{leg}")] for leg in range(N_LEGS)]
         self._init_qpos = self.model.qpos0.copy()
         self.action_space = spaces.Box(-1.0, 1.0, shape=(self.model.nu,), dtype=np.float32)
         self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float64)
 
     def _apply_task(self, task: AntTask) -> None:
-        self.model.actuator_gainprm[:, 0] = self._full_gain * task.leg_strengths()
+        strengths = task.leg_strengths()
+        self.model.actuator_gainprm[:, 0] = self._full_gain * strengths
+        # Draw a weakened leg red, brighter the weaker it is (geom colours do not touch the physics).
+        self.model.geom_rgba[:] = self._rgba
+        for leg, geoms in enumerate(self._leg_geoms):
+            weakness = 1.0 - strengths[2 * leg]
+            self.model.geom_rgba[geoms] = (1 - weakness) * self._rgba[geoms] + weakness * np.array(BROKEN_RGBA)
 
     def _reset_sim(self) -> None:
         mujoco.mj_resetData(self.model, self.data)
@@ -160,6 +170,15 @@ class AntEnv(RobotEnv):
         distance = infos[-1]["x_position"] - start_info["x_position"] if infos else 0.0
         return {"distance_m": distance, "forward_speed_mps": distance / (max(len(infos), 1) * dt),
                 "fell": bool(terminated), "fell_step": len(infos) if terminated else float("nan")}
+
+    @classmethod
+    def termination_reason(cls, obs: np.ndarray) -> str:
+        z = obs[OBS_Z]
+        if not np.all(np.isfinite(obs)):
+            return "fell (non-finite state)"
+        if z > HEALTHY_Z[1]:
+            return f"jumped: torso at {z:.3f} m, above the healthy {HEALTHY_Z[1]} m"
+        return f"fell: torso at {z:.3f} m, below the healthy {HEALTHY_Z[0]} m"
 
     @staticmethod
     def reward(obs: Any, action: Any, next_obs: Any) -> Any:

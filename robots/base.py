@@ -271,6 +271,11 @@ class RobotEnv(gym.Env):
         return {}
 
     @classmethod
+    def termination_reason(cls, obs: np.ndarray) -> str:
+        """Why an episode ending in observation `obs` terminated, in a few words."""
+        return "terminated"
+
+    @classmethod
     def tasks_to_evaluate(cls) -> dict[str, tuple[str, ...]]:
         """`evaluation_tasks`, or all named tasks under "all" when the robot declares none."""
         return dict(cls.evaluation_tasks) or {"all": tuple(cls.named_tasks)}

@@ -170,7 +170,8 @@ class QuadrotorEnv(RobotEnv):
         pos = pos + self.np_random.uniform(-s, s, 3)
         roll, pitch = self.np_random.uniform(-s, s, 2)
         body = p.createCollisionShape(pybullet.GEOM_BOX, halfExtents=[0.05, 0.05, 0.015])
-        self._drone = p.createMultiBody(MASS, body, basePosition=pos.tolist(),
+        look = p.createVisualShape(pybullet.GEOM_BOX, halfExtents=[0.05, 0.05, 0.015], rgbaColor=[0.15, 0.25, 0.7, 1])
+        self._drone = p.createMultiBody(MASS, body, look, basePosition=pos.tolist(),
                                         baseOrientation=p.getQuaternionFromEuler([roll, pitch, 0.0]))
         p.changeDynamics(self._drone, -1, localInertiaDiagonal=INERTIA, linearDamping=0.0, angularDamping=0.0)
         p.resetBaseVelocity(self._drone, (vel + self.np_random.uniform(-s, s, 3)).tolist(), [0.0, 0.0, 0.0])
@@ -189,7 +190,8 @@ class QuadrotorEnv(RobotEnv):
         pos, orn = p.getBasePositionAndOrientation(self._drone)
         lin_vel, _ = p.getBaseVelocity(self._drone)
         shape = p.createCollisionShape(pybullet.GEOM_SPHERE, radius=0.01)
-        body = p.createMultiBody(task.mass, shape, basePosition=[pos[0], pos[1], pos[2] - task.cable_length])
+        look = p.createVisualShape(pybullet.GEOM_SPHERE, radius=0.02, rgbaColor=[0.85, 0.1, 0.1, 1])  # seen on video
+        body = p.createMultiBody(task.mass, shape, look, basePosition=[pos[0], pos[1], pos[2] - task.cable_length])
         p.changeDynamics(body, -1, linearDamping=0.0, angularDamping=0.0)
         p.resetBaseVelocity(body, lin_vel, [0.0, 0.0, 0.0])
         p.setCollisionFilterPair(self._drone, body, -1, -1, 0)
@@ -259,6 +261,17 @@ class QuadrotorEnv(RobotEnv):
         return {"tracking_rmse_m": float(np.sqrt(np.mean(errors**2))) if len(errors) else float("nan"),
                 "crashed": bool(terminated), "crash_time_s": len(infos) * dt if terminated else float("nan")}
 
+    @classmethod
+    def termination_reason(cls, obs: np.ndarray) -> str:
+        reasons = []
+        if obs[OBS_Z] < MIN_ALTITUDE:
+            reasons.append(f"hit the ground (z = {obs[OBS_Z]:.2f} m)")
+        if obs[OBS_R22] < MIN_COS_TILT:
+            reasons.append(f"tilted {np.degrees(np.arccos(np.clip(obs[OBS_R22], -1, 1))):.0f} degrees")
+        if (obs[OBS_POS_ERR] ** 2).sum() > MAX_TRACKING_ERROR**2:
+            reasons.append(f"lost: {np.linalg.norm(obs[OBS_POS_ERR]):.1f} m off the reference")
+        return "crashed: " + ", ".join(reasons or ["non-finite state"])
+
     # ----- reward, termination, tasks ----------------------------------------------------------
     @staticmethod
     def reward(obs: Any, action: Any, next_obs: Any) -> Any:
@@ -286,7 +299,7 @@ class QuadrotorEnv(RobotEnv):
             return None
         p = self._client
         target = p.getBasePositionAndOrientation(self._drone)[0]
-        view = p.computeViewMatrixFromYawPitchRoll(target, 1.0, 30, -20, 0, 2)
+        view = p.computeViewMatrixFromYawPitchRoll(target, 0.8, 30, -15, 0, 2)
         proj = p.computeProjectionMatrixFOV(60, 4 / 3, 0.05, 20)
         _, _, rgba, _, _ = p.getCameraImage(320, 240, view, proj, renderer=pybullet.ER_TINY_RENDERER)
         return np.asarray(rgba, dtype=np.uint8).reshape(240, 320, 4)[..., :3]

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
-    import robots
 
 PRESETS = Path(__file__).resolve().parents[1] / "mbmeta" / "presets"
 RAW = argparse.RawDescriptionHelpFormatter
@@ -64,7 +63,7 @@ def resolve_config(name: str) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from scripts.common import build, make_env, timed_episode
+    from scripts.common import build, make_env, mpc_settings, timed_episode
 
     env = make_env(args.robot, args.task, episode_length=args.steps)
     if args.change_at is not None:
@@ -72,54 +71,34 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ValueError("--change-at needs a task that changes the robot, e.g. --task broken-leg-3 "
                              "(ant) or --task heavy-payload (quadrotor)")
         env.set_task(dataclasses.replace(env.task, at_step=args.change_at))
-    controller = build(args.robot, args.controller, env, args.checkpoint, args.seed)
-    frames = video_frames(env) if args.video else None
-    adaptations = fallbacks = 0.0
+    if args.video:
+        from scripts.video import annotate, check_can_render, write_video
+
+        check_can_render(env)
+    mpc = mpc_settings(args.robot, args.mpc)
+    controller = build(args.robot, args.controller, env, args.checkpoint, args.seed, mpc=mpc)
+    video: list[np.ndarray] = []
+    adaptations = fallbacks = 0
     for episode in range(args.episodes):
+        frames: list[np.ndarray] | None = [] if args.video else None
         result = timed_episode(env, controller, seed=args.seed + episode, new_task=episode == 0, frames=frames,
                                progress=sys.stderr.isatty())
+        if frames is not None:
+            video += annotate([*frames, env.render()], result.episode, env, args.controller)
         adaptations += result.adaptations
-        fallbacks += result.adaptations * (result.fallback_rate if result.adaptations else 0.0)
+        fallbacks += result.fallbacks
         print(f"{args.robot} | {args.controller} | task {env.task.name} | episode {episode} | "
               f"{result.summary(env.metric_labels)}", flush=True)
     info = controller.info()
     if adaptations:
-        print(f"adaptation: guard fell back on {fallbacks:.0f} of {adaptations:.0f} adaptation steps "
+        print(f"adaptation: guard fell back on {fallbacks} of {adaptations} adaptation steps "
               f"({fallbacks / adaptations:.1%})")
     if info:
         print("controller: " + ", ".join(f"{k} {v}" for k, v in info.items()))
-    if frames is not None and frames:
-        write_video(args.video, frames, fps=int(round(1 / env.dt)))
+    if args.video:
+        print(f"video: {write_video(args.video, video, fps=1 / env.dt)} ({len(video)} frames)")
     env.close()
     return 0
-
-
-def video_frames(env: robots.RobotEnv) -> list[np.ndarray] | None:
-    """An empty frame list if this machine can render the robot, else None with the reason printed."""
-    env.render_mode = "rgb_array"
-    try:
-        env.reset(seed=0)
-        env.render()
-    except Exception as err:  # renderers fail in many ways without a display or GPU
-        print(f"mbmeta: no video: this machine cannot render {type(env).__name__} offscreen ({type(err).__name__}: "
-              f"{err}). MuJoCo needs an OpenGL backend: try MUJOCO_GL=egl or MUJOCO_GL=osmesa.", file=sys.stderr)
-        return None
-    return []
-
-
-def write_video(path: str, frames: list[np.ndarray], fps: int) -> None:
-    try:
-        import imageio.v2 as imageio
-    except ImportError:
-        print("mbmeta: no video written: install imageio with ffmpeg (pip install 'imageio[ffmpeg]')", file=sys.stderr)
-        return
-    try:
-        imageio.mimwrite(path, frames, fps=fps)
-    except (ValueError, RuntimeError) as err:  # no writer for the extension (ffmpeg missing)
-        first = str(err).splitlines()[0]
-        print(f"mbmeta: no video written: {first}; for mp4, pip install 'imageio[ffmpeg]'", file=sys.stderr)
-        return
-    print(f"video: {path} ({len(frames)} frames)")
 
 
 def learners() -> dict[str, tuple[type, object]]:
@@ -130,13 +109,14 @@ def learners() -> dict[str, tuple[type, object]]:
     from mbmeta.rl2 import RL2Config, train_rl2
 
     def grbal(config: TrainConfig, run_dir: Path, args: argparse.Namespace) -> None:
-        train(config, run_dir, collection_policy, not args.no_resume, workers=args.workers, address=args.ray_address)
+        train(config, run_dir, collection_policy, not args.no_resume, workers=args.workers, address=args.ray_address,
+              data=args.data)
 
     def rl_learner(train_fn: object) -> object:
         def run(config: RL2Config | PEARLConfig, run_dir: Path, args: argparse.Namespace) -> None:
-            if args.workers > 1 or args.ray_address:
-                raise ValueError("--workers and --ray-address parallelise GrBAL's data collection; RL² and PEARL "
-                                 "collect on one worker")
+            if args.workers > 1 or args.ray_address or args.data:
+                raise ValueError("--workers, --ray-address and --data are for GrBAL's data; RL² and PEARL collect "
+                                 "their own, on one worker")
             import robots
 
             env = robots.make(config.robot, episode_length=config.episode_length)
@@ -187,6 +167,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from scripts.common import mpc_settings
     from scripts.compare import DEFAULT_CONTROLLERS, CompareConfig, run_compare
 
     controllers = args.controllers or [c for c in DEFAULT_CONTROLLERS if not (args.quick and c == "oracle")]
@@ -202,6 +183,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
                            seed=args.seed, episodes=quick.get("episodes", args.episodes),
                            episode_length=quick.get("episode_length", args.episode_length),
                            workers=args.workers, ray_address=args.ray_address,
+                           video=Path(args.video) if args.video else None, video_task=args.video_task,
+                           mpc=mpc_settings(args.robot, args.mpc),
                            **({"models": [Path(d) for d in args.models]} if args.models else {}))
     out = run_compare(config)
     print((out / "results.md").read_text())
@@ -226,6 +209,12 @@ def add_ray_arguments(command: argparse.ArgumentParser) -> None:
                                                                 "ray://head:10001) instead of starting one here")
 
 
+def add_mpc_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--mpc", nargs="+", default=[], metavar="KEY=VALUE",
+                         help="MPC settings over the robot's defaults, for the model-based controllers and the oracle, "
+                              "e.g. backtracking=3 fallback=last planner.population=200")
+
+
 def parser() -> argparse.ArgumentParser:
     top = Parser(prog="mbmeta", description="Model-based, meta-learned adaptive control of robots.",
                                   epilog="run 'mbmeta <command> --help' for a command's options and examples",
@@ -247,8 +236,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--steps", type=POSITIVE, help="episode length (default: the robot's)")
     run.add_argument("--change-at", "--break-leg-at", type=NON_NEGATIVE, metavar="STEP",
                      help="apply the task's change (a leg breaks, a payload is picked up) at this step")
-    run.add_argument("--video", metavar="FILE.mp4", help="render offscreen to a video, where the machine can")
+    run.add_argument("--video", metavar="FILE", help="render headless to FILE.mp4 or FILE.gif, with an overlay")
     run.add_argument("--seed", type=NON_NEGATIVE, default=0)
+    add_mpc_argument(run)
     run.set_defaults(func=cmd_run)
 
     tr = sub.add_parser("train", help="train a learner: GrBAL, the non-adaptive model, RL² or PEARL",
@@ -264,6 +254,8 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--budget", type=POSITIVE, help="environment steps, for the RL learners (rl2, pearl): a small run "
                                                "finishes in minutes; rerun with a larger budget to continue")
     tr.add_argument("--no-resume", action="store_true", help="start over even if the run directory has a checkpoint")
+    tr.add_argument("--data", metavar="FILE.npz", help="GrBAL and MB: train on this fixed data (another run's "
+                                                       "data.npz, or logged robot data) instead of collecting")
     add_ray_arguments(tr)
     tr.set_defaults(func=cmd_train)
 
@@ -283,7 +275,13 @@ def parser() -> argparse.ArgumentParser:
     cmp.add_argument("--models", metavar="DIR", nargs="+",
                      help="one folder per training seed, each with <robot>_grbal.pt, _mb.pt, _pearl.pt and _rl2.pt "
                           "(default: the shipped models; see mbmeta export)")
+    cmp.add_argument("--video", metavar="FILE", help="also write a side-by-side clip (.mp4 or .gif): adaptive, "
+                                                     "non-adaptive (and the oracle, when compared) on the robot's "
+                                                     "mid-episode change, same seed")
+    cmp.add_argument("--video-task", metavar="TASK", help="the named task of the --video clip (default: the robot's "
+                                                           "mid-episode change, e.g. break-leg-3-midway, pickup)")
     add_ray_arguments(cmp)
+    add_mpc_argument(cmp)
     cmp.add_argument("--seed", type=NON_NEGATIVE, default=0)
     cmp.set_defaults(func=cmd_compare)
 

@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 import robots
 from controllers.base import Controller
-from controllers.registry import ControllerConfig, make_controller
+from controllers.mpc import MPCConfig
+from controllers.registry import ControllerConfig, default_mpc, make_controller
+from mbmeta.config import from_dict, to_dict
 from robots.base import RobotEnv, Task
 from robots.rollout import Episode, rollout
 
@@ -34,14 +37,36 @@ def shipped_checkpoint(robot: str, controller: str, models: Path = SHIPPED) -> P
 
 
 def build(robot: str, name: str, env: RobotEnv, checkpoint: str | None, seed: int,
-          models: Path = SHIPPED) -> Controller:
+          models: Path = SHIPPED, mpc: MPCConfig | None = None) -> Controller:
     """The controller `name` (an alias or a registered name) for `env`, on the shipped checkpoint
-    unless `checkpoint` is given."""
+    unless `checkpoint` is given; `mpc` replaces the robot's default MPC settings."""
     if checkpoint is None:
         checkpoint = shipped_checkpoint(robot, name, models)
     name = ALIASES.get(name, name)
-    return make_controller(ControllerConfig(controller=name, checkpoint=checkpoint and str(checkpoint), seed=seed),
-                           env)
+    return make_controller(ControllerConfig(controller=name, checkpoint=checkpoint and str(checkpoint), seed=seed,
+                                            mpc=mpc), env)
+
+
+def mpc_settings(robot: str, pairs: list[str]) -> MPCConfig | None:
+    """The robot's default MPC settings with `KEY=VALUE` overrides (YAML values; dotted keys reach into
+    the planner: `backtracking=3`, `planner.population=200`), checked like any config; None without any."""
+    if not pairs:
+        return None
+    data = to_dict(default_mpc(robot))
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--mpc: expected KEY=VALUE, got {pair!r}")
+        *path, last = key.split(".")
+        node = data
+        for part in path:
+            if not isinstance(node.get(part), dict):
+                raise ValueError(f"--mpc: {key!r} names no setting; settings are {sorted(data)}")
+            node = node[part]
+        if last not in node:
+            raise ValueError(f"--mpc: {key!r} names no setting; settings are {sorted(node)}")
+        node[last] = yaml.safe_load(text)
+    return from_dict(MPCConfig, data, where="--mpc")
 
 
 class TimedController:
@@ -79,6 +104,7 @@ class EpisodeResult:
     period_ms: float
     metrics: dict[str, float]
     adaptation: list[dict[str, float]]  # per step: {} or loss_before, loss_after, fallback
+    end_reason: str = ""  # why it terminated, when it did (the robot's `termination_reason`)
 
     @property
     def misses(self) -> int:
@@ -90,10 +116,14 @@ class EpisodeResult:
         return sum(1 for record in self.adaptation if record)
 
     @property
+    def fallbacks(self) -> int:
+        """Adaptation steps whose guard fell back."""
+        return int(sum(record.get("fallback", 0.0) for record in self.adaptation))
+
+    @property
     def fallback_rate(self) -> float:
         """Share of this episode's adaptation steps whose guard fell back (NaN without adaptation)."""
-        fallbacks = sum(record.get("fallback", 0.0) for record in self.adaptation)
-        return fallbacks / self.adaptations if self.adaptations else float("nan")
+        return self.fallbacks / self.adaptations if self.adaptations else float("nan")
 
     def timing(self) -> str:
         """Latency p50/p99 and misses over the steps after the first, whose one-time warm-up (lazy
@@ -106,8 +136,8 @@ class EpisodeResult:
     def summary(self, labels: dict[str, str]) -> str:
         """Task metrics first, then return, length, adaptation and timing: one line."""
         ep = self.episode
-        parts = [format_metrics(self.metrics, labels), f"return {ep.total_reward:.1f}",
-                 f"{ep.length} steps ({'terminated' if ep.terminated else 'ran to the end'})"]
+        end = self.end_reason if ep.terminated else "ran to the end"
+        parts = [format_metrics(self.metrics, labels), f"return {ep.total_reward:.1f}", f"{ep.length} steps ({end})"]
         if self.adaptations:
             parts.append(f"adaptation fallbacks {self.fallback_rate:.1%} of {self.adaptations} steps")
         return " | ".join(p for p in parts if p) + " | " + self.timing()
@@ -147,7 +177,8 @@ def timed_episode(env: RobotEnv, controller: Controller, seed: int, new_task: bo
         if bar is not None:
             bar.close()
     metrics = env.episode_metrics(episode.start_info, episode.infos, episode.terminated, env.dt)
-    return EpisodeResult(episode, 1e3 * np.array(timed.latencies), 1e3 * env.dt, metrics, timed.step_infos)
+    end = env.termination_reason(episode.observations[-1]) if episode.terminated else ""
+    return EpisodeResult(episode, 1e3 * np.array(timed.latencies), 1e3 * env.dt, metrics, timed.step_infos, end)
 
 
 def make_env(robot: str, task: str | Task | None, episode_length: int | None = None) -> RobotEnv:

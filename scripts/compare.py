@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 import robots
+from controllers.mpc import MPCConfig
 from mbmeta.checkpoint import atomic_write, write_csv
 from mbmeta.parallel import map_ordered
 from scripts import plots
@@ -50,6 +51,9 @@ class CompareConfig:
     curve_controllers: list[str] = dataclasses.field(default_factory=lambda: ["adaptive", "nonadaptive"])
     workers: int = 1  # > 1: episodes run on Ray workers
     ray_address: str | None = None  # an existing Ray cluster
+    video: Path | None = None  # a side-by-side clip (.mp4 or .gif) of the curve controllers
+    video_task: str | None = None  # its task (None: the robot's mid-episode change, else its first held-out task)
+    mpc: MPCConfig | None = None  # MPC settings for the model-based controllers and the oracle (None: defaults)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +79,7 @@ class Evaluate:
     def __call__(self, job: EvalJob) -> tuple[dict[str, Any], dict[str, Any]]:
         config = self.config
         env = make_env(config.robot, job.task, episode_length=config.episode_length)
-        controller = build(config.robot, job.controller, env, None, job.seed, job.models)
+        controller = build(config.robot, job.controller, env, None, job.seed, job.models, config.mpc)
         result = timed_episode(env, controller, seed=job.seed)
         episode = result.episode
         losses = [r for r in result.adaptation if r]
@@ -132,7 +136,30 @@ def run_compare(config: CompareConfig, progress: bool = True) -> Path:
     table = markdown_table(config, [row for row in rows if row["split"] != "change"])
     atomic_write(out / "results.md", lambda f: f.write(table.encode()))
     write_plots(config, out, jobs, [trace for _, trace in results])
+    if config.video is not None:
+        comparison_video(config)
     return out
+
+
+def comparison_video(config: CompareConfig) -> Path:
+    """The curve controllers (adaptive, non-adaptive, and the oracle when compared) side by side on
+    `config.video_task`, by default the robot's mid-episode change (else its first held-out task): the same
+    episode seed, the same moment of change, the first model folder."""
+    from scripts.video import annotate, check_can_render, side_by_side, write_video
+
+    env_class = robots.ROBOTS[config.robot]
+    task = config.video_task or env_class.change_task or next(iter(env_class.tasks_to_evaluate().values()))[0]
+    names = [*config.curve_controllers, *(["oracle"] if "oracle" in config.controllers else [])]
+    clips = []
+    for name in names:
+        env = make_env(config.robot, task, episode_length=config.episode_length)
+        check_can_render(env)
+        frames: list[np.ndarray] = []
+        controller = build(config.robot, name, env, None, config.seed, config.models[0], config.mpc)
+        result = timed_episode(env, controller, seed=config.seed, frames=frames)
+        clips.append(annotate([*frames, env.render()], result.episode, env, name))
+        env.close()
+    return write_video(config.video, side_by_side(clips), fps=1 / env.dt)
 
 
 def replicate_values(config: CompareConfig, rows: list[dict[str, Any]], key: str) -> tuple[list[float], str]:
@@ -166,7 +193,8 @@ def markdown_table(config: CompareConfig, rows: list[dict[str, Any]]) -> str:
     labels = {**env_class.metric_labels, "return": "return", "adaptation_fallback_rate": "adaptation fallback rate",
               "latency_p50_ms": "controller latency p50 (ms)"}
     lines = [f"# {config.robot}: {', '.join(config.controllers)}", "",
-             f"{len(config.models)} model folder(s) (training seeds): {', '.join(str(m) for m in config.models)}; "
+             f"{len(config.models)} model folder(s) (training seeds): "
+             f"{', '.join('the shipped models' if m == SHIPPED else str(m) for m in config.models)}; "
              f"{config.episodes} episodes per folder and task (episode seeds {config.seed}–"
              f"{config.seed + config.episodes - 1}); episode length {config.episode_length or 'the robot default'}; "
              f"machine {platform.machine()}, {os.cpu_count()} cores.", "",

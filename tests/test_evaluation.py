@@ -11,6 +11,7 @@ import pytest
 import robots
 from controllers.registry import ControllerConfig, default_mpc, make_controller
 from robots.base import RobotEnv
+from robots.quadrotor import PayloadTask, QuadrotorEnv
 from scripts.common import SHIPPED, timed_episode
 from scripts.compare import CompareConfig, run_compare
 from scripts.stats import mean_ci95, t_quantile_975
@@ -120,9 +121,23 @@ def test_compare_over_two_training_seeds_writes_intervals_csv_and_every_plot(tmp
         assert (out / plot).stat().st_size > 10_000, plot
 
 
-def test_a_robot_without_declared_evaluation_tasks_is_compared_on_its_named_tasks():
+class MyDrone(QuadrotorEnv):
+    """A user's robot: its own tasks and evaluation split, no mid-episode change."""
+
+    named_tasks = {"empty": PayloadTask(), "bag": PayloadTask(mass=0.008, cable_length=0.15)}
+    evaluation_tasks = {"test": ("bag",), "train": ("empty",)}
+    change_task = None
+
+
+def test_a_users_registered_robot_is_compared_on_its_own_tasks(tmp_path, monkeypatch):
+    monkeypatch.setitem(robots.ROBOTS, "mydrone", MyDrone)
+    config = CompareConfig(robot="mydrone", controllers=["scripted", "random"], curve_controllers=[], episodes=1,
+                           episode_length=30, out=tmp_path)
+    table = (run_compare(config, progress=False) / "results.md").read_text()
+    assert "| controller | bag (test) | empty (train) |" in table
+    assert (tmp_path / "trajectories.png").exists() and not (tmp_path / "change.png").exists()
+
     class Plain(RobotEnv):
         named_tasks = {"a": None, "b": None}
 
-    assert Plain.tasks_to_evaluate() == {"all": ("a", "b")}
-    assert robots.ROBOTS["ant"].tasks_to_evaluate()["test"] == ("broken-leg-3",)
+    assert Plain.tasks_to_evaluate() == {"all": ("a", "b")}  # nothing declared: every named task

@@ -1,5 +1,7 @@
 """Dynamics model, MAML inner step, online adapter and its guard."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -143,3 +145,29 @@ def test_meta_training_makes_adaptation_lower_the_error_on_held_out_windows():
         after = torch.vmap(lambda p, o, a, n: model.loss(p, o, a, n))(phi, w.future_obs, w.future_act, w.future_next)
     assert after.mean() < 0.98 * before.mean()  # measured: 0.302 vs 0.317
     assert (after < before).float().mean() > 0.65  # measured: 78% of windows improve
+
+
+def test_backtracking_shortens_an_overshooting_step_and_fallback_last_keeps_the_last_accepted(ant_store):
+    model = small_model(ant_store)
+    window = [x[:5].copy() for x in (ant_store.obs, ant_store.actions, ant_store.next_obs)]
+    huge = {n: torch.full_like(p, 1e3) for n, p in model.prior().items()}
+    plain = OnlineAdapter(model, huge)
+    assert plain.adapt(*window) is plain.prior and plain.fallbacks == 1  # the whole step blows up
+    careful = OnlineAdapter(model, huge, backtracking=30, fallback="last")
+    accepted = careful.adapt(*window)
+    assert accepted is not careful.prior and careful.fallbacks == 0
+    assert careful.last["loss_after"] <= careful.last["loss_before"] and careful.last["step_scale"] < 0.01
+    window[2][1, 3] = np.nan
+    assert careful.adapt(*window) is accepted and careful.fallbacks == 1  # refused: the last accepted φ
+    careful.reset()
+    assert careful.params is careful.prior and careful.accepted is careful.prior
+
+
+def test_the_prior_loss_term_adds_the_unadapted_loss_of_the_whole_window(ant_store):
+    model = small_model(ant_store)
+    windows = WindowSampler(ant_store, 5, 8).sample(6, np.random.default_rng(0))
+    base = MetaConfig(k=5, K=8, inner_lr_mode="per_parameter")
+    adapted = MetaTrainer(model, base).window_losses(windows)
+    both = MetaTrainer(model, dataclasses.replace(base, prior_loss_weight=0.5)).window_losses(windows)
+    plain = MetaTrainer(model, dataclasses.replace(base, inner_steps=0)).window_losses(windows)
+    torch.testing.assert_close(both, adapted + 0.5 * plain)

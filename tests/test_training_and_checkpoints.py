@@ -6,9 +6,12 @@ import re
 import stat
 import typing
 
+import numpy as np
 import pytest
 import torch
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from controllers.collection import collection_policy
 from controllers.registry import ControllerConfig
@@ -163,3 +166,37 @@ def test_resuming_with_another_config_is_refused(tmp_path):
     train(dataclasses.replace(TINY, iterations=1), tmp_path, collection_policy, progress=False)
     with pytest.raises(ValueError, match="holds a run with another config"):
         train(dataclasses.replace(TINY, seed=5), tmp_path, collection_policy, progress=False)
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True)
+                           | st.text(max_size=5), lambda inner: st.lists(inner, max_size=3), max_leaves=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(top=st.sampled_from([TrainConfig, RL2Config, PEARLConfig, ControllerConfig]), data=st.data())
+def test_any_yaml_value_for_any_field_builds_a_config_or_is_one_config_error(top, data):
+    """Whatever a YAML file puts in a field, `from_dict` returns a config whose fields pass their checks, or
+    raises a ConfigError naming the key: never a TypeError or a traceback from deep inside."""
+    cls, key, hint, allowed, data_of = data.draw(st.sampled_from([f for f in FIELDS if f[1].startswith(top.__name__)]))
+    name = key.split(":")[1].split(".")[-1]
+    value = data.draw(json_values)
+    try:
+        config = from_dict(top, data_of({name: value}), where="c.yaml")
+    except ConfigError as err:
+        assert str(err).startswith("c.yaml.") and "\n" not in str(err)
+    else:
+        assert isinstance(config, top)
+
+
+def test_early_stopping_keeps_the_best_held_out_parameters_and_fixed_data_trains_without_collecting(tmp_path):
+    config = dataclasses.replace(TINY, iterations=1, initial_episodes=12, train_steps_per_iteration=3000,
+                                 validation_every=4, patience=1, refit_normalizer=True)
+    path = train(config, tmp_path / "a", collection_policy, progress=False)
+    row = load_checkpoint(path)["log"][0]
+    assert row["updates"] < 3000 and np.isfinite(row["validation_loss"])  # stopped once it got worse
+    # the same learner on that run's data: nothing collected, the very same transitions
+    path = train(dataclasses.replace(config, iterations=2), tmp_path / "b", collection_policy, progress=False,
+                 data=tmp_path / "a" / "data.npz")
+    state = load_checkpoint(path)
+    assert [r["transitions"] for r in state["log"]] == [row["transitions"]] * 2
+    assert np.isnan(state["log"][0]["mean_return"])
