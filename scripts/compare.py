@@ -101,9 +101,9 @@ class Evaluate:
         return row, trace
 
 
-def uses_models(controller: str) -> bool:
+def uses_models(config: CompareConfig, controller: str) -> bool:
     """Whether the controller runs on trained files (so each training seed is run)."""
-    return shipped_checkpoint("robot", controller) is not None
+    return shipped_checkpoint(config.robot, controller) is not None
 
 
 def make_jobs(config: CompareConfig) -> list[EvalJob]:
@@ -115,11 +115,11 @@ def make_jobs(config: CompareConfig) -> list[EvalJob]:
             for name in config.controllers:
                 if name == "oracle" and split not in ORACLE_SPLITS:
                     continue
-                for m, models in enumerate(config.models if uses_models(name) else config.models[:1]):
+                for m, models in enumerate(config.models if uses_models(config, name) else config.models[:1]):
                     jobs += [EvalJob(split, task, name, seed, models, m) for seed in seeds]
     if env_class.change_task is not None:
         for name in config.curve_controllers:
-            for m, models in enumerate(config.models if uses_models(name) else config.models[:1]):
+            for m, models in enumerate(config.models if uses_models(config, name) else config.models[:1]):
                 jobs += [EvalJob("change", env_class.change_task, name, seed, models, m) for seed in seeds]
     return jobs
 
@@ -166,7 +166,7 @@ def replicate_values(config: CompareConfig, rows: list[dict[str, Any]], key: str
     """The values a confidence interval is taken over: per-training-seed means when the controller uses
     trained models and there are several seeds, else per-episode values."""
     values = [float(r[key]) for r in rows]
-    if len(config.models) > 1 and uses_models(rows[0]["controller"]):
+    if len(config.models) > 1 and uses_models(config, rows[0]["controller"]):
         by_seed: dict[int, list[float]] = {}
         for r, v in zip(rows, values, strict=True):
             by_seed.setdefault(r["training_seed"], []).append(v)
