@@ -35,7 +35,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from mbmeta.checkpoint import RunLog, export_checkpoint, load_checkpoint, resume_run, rng_states, save_checkpoint
-from mbmeta.config import FRACTION, NON_NEGATIVE, POSITIVE, Range, RLRunConfig, at_least, to_dict
+from mbmeta.config import FRACTION, NON_NEGATIVE, POSITIVE, Range, RLRunConfig, at_least, from_dict, to_dict
 
 CHECKPOINT_FORMAT = "mbmeta.pearl/1"
 
@@ -338,7 +338,7 @@ def train_pearl(env: Any, config: PEARLConfig, run_dir: str | Path | None = None
 def load_pearl(path: str | Path) -> PEARLAgent:
     """The agent saved by `train_pearl(..., run_dir)`, for acting."""
     state = load_checkpoint(path, CHECKPOINT_FORMAT, "a PEARL agent")
-    config = PEARLConfig(**state["config"])
+    config = from_dict(PEARLConfig, state["config"], where=str(path))
     agent = PEARLAgent(state["obs_dim"], np.array(state["low"]), np.array(state["high"]), config)
     missing, unexpected = agent.load_state_dict(state["agent"], strict=False)
     if unexpected or any(not key.startswith(("q1.", "q2.")) for key in missing):  # exports drop the critic

@@ -22,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mbmeta.checkpoint import RunLog, export_checkpoint, load_checkpoint, resume_run, rng_states, save_checkpoint
-from mbmeta.config import FRACTION, NON_NEGATIVE, POSITIVE, Range, RLRunConfig, at_least, to_dict
+from mbmeta.config import FRACTION, NON_NEGATIVE, POSITIVE, Range, RLRunConfig, at_least, from_dict, to_dict
 
 CHECKPOINT_FORMAT = "mbmeta.rl2/1"
 
@@ -226,7 +226,7 @@ def load_rl2(path: str | Path) -> RL2Policy:
     state = load_checkpoint(path, CHECKPOINT_FORMAT, "an RL² policy")
     space = (gym.spaces.Discrete(state["act_dim"]) if state["discrete"]
              else gym.spaces.Box(-1.0, 1.0, shape=(state["act_dim"],)))
-    policy = RL2Policy(state["obs_dim"], space, state["config"]["hidden"])
+    policy = RL2Policy(state["obs_dim"], space, from_dict(RL2Config, state["config"], where=str(path)).hidden)
     policy.load_state_dict(state["policy"])
     return policy.requires_grad_(False)
 
