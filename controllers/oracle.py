@@ -42,7 +42,7 @@ class OracleController(Controller):
 
     def last_plan(self) -> np.ndarray | None:
         solution = self.planner.solution
-        return None if solution is None else np.clip(solution, self.action_space.low, self.action_space.high)
+        return None if solution is None else self.planner.clip(solution)
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "plans": self.plans}

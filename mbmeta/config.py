@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -100,7 +101,7 @@ def _describe(hint: Any) -> str:
 
 
 def _is_union(origin: Any) -> bool:
-    return origin is typing.Union or str(origin) == "<class 'types.UnionType'>"
+    return origin is typing.Union or origin is types.UnionType
 
 
 def _check(value: Any, hint: Any, allowed: Range | None) -> None:
@@ -119,7 +120,7 @@ def _check(value: Any, hint: Any, allowed: Range | None) -> None:
         return
     if origin is typing.Literal:
         if value not in args:
-            raise _Bad(f"expected one of {list(args)}, got {value!r}")
+            raise _Bad(f"expected {_describe(hint)}, got {value!r}")
         return
     if dataclasses.is_dataclass(hint) or hint in (str, bool, Path, typing.Any):
         if hint is not typing.Any and not isinstance(value, hint):

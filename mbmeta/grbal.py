@@ -13,7 +13,6 @@ is built for it alone, from its own seed. So the episodes of an iteration can ru
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 from collections.abc import Callable
@@ -180,7 +179,7 @@ def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, 
                 with torch.no_grad():  # the inner adaptation's gradient is a function transform: still taken
                     val_loss = trainer.window_losses(validation).mean().item()
                 if best is None or val_loss < best[0]:
-                    best, stale = (val_loss, copy.deepcopy(trainer_state(model, trainer))), 0
+                    best, stale = (val_loss, trainer_state(model, trainer)), 0
                 elif (stale := stale + 1) >= config.patience:
                     bar.update(steps - step - 1)
                     break
@@ -203,9 +202,9 @@ def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, 
 
 
 def trainer_state(model: DynamicsModel, trainer: MetaTrainer) -> dict[str, torch.Tensor]:
-    """θ and the step sizes α (what early stopping keeps the best of)."""
-    return {**{f"theta.{n}": p.detach() for n, p in model.params.items()},
-            **{f"alpha.{n}": a.detach() for n, a in trainer.step_sizes.items()}}
+    """A copy of θ and the step sizes α (what early stopping keeps the best of)."""
+    return {**{f"theta.{n}": p.detach().clone() for n, p in model.params.items()},
+            **{f"alpha.{n}": a.detach().clone() for n, a in trainer.step_sizes.items()}}
 
 
 def load_trainer_state(model: DynamicsModel, trainer: MetaTrainer, state: dict[str, torch.Tensor]) -> None:

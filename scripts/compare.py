@@ -106,6 +106,12 @@ def uses_models(config: CompareConfig, controller: str) -> bool:
     return shipped_checkpoint(config.robot, controller) is not None
 
 
+def model_folders(config: CompareConfig, controller: str) -> list[tuple[int, Path]]:
+    """(training seed, folder) pairs the controller runs on: every folder, or the first for a controller
+    that learns nothing."""
+    return list(enumerate(config.models if uses_models(config, controller) else config.models[:1]))
+
+
 def make_jobs(config: CompareConfig) -> list[EvalJob]:
     env_class = robots.ROBOTS[config.robot]
     seeds = [config.seed + e for e in range(config.episodes)]
@@ -115,11 +121,11 @@ def make_jobs(config: CompareConfig) -> list[EvalJob]:
             for name in config.controllers:
                 if name == "oracle" and split not in ORACLE_SPLITS:
                     continue
-                for m, models in enumerate(config.models if uses_models(config, name) else config.models[:1]):
+                for m, models in model_folders(config, name):
                     jobs += [EvalJob(split, task, name, seed, models, m) for seed in seeds]
     if env_class.change_task is not None:
         for name in config.curve_controllers:
-            for m, models in enumerate(config.models if uses_models(config, name) else config.models[:1]):
+            for m, models in model_folders(config, name):
                 jobs += [EvalJob("change", env_class.change_task, name, seed, models, m) for seed in seeds]
     return jobs
 
