@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     model = DynamicsModel(env.observation_space.shape[0], env.action_space.shape[0], ModelConfig())
     step_sizes = dict(MetaTrainer(model, MetaConfig()).step_sizes)
     rng = np.random.default_rng(0)
-    jobs = episode_jobs(args.robot, args.episode_length, args.iteration, True,
+    jobs = episode_jobs(args.robot, args.episode_length, args.iteration, 5,
                         env.sample_tasks(args.episodes, "train", rng), rng)
     if max(args.workers) > 1:
         init_ray(max(args.workers))

@@ -72,7 +72,7 @@ def time_controller(robot: str, hidden: tuple[int, ...], mpc: MPCConfig, repeats
     obs, _ = env.reset(seed=seed)
     controller.reset(obs)
     rng = np.random.default_rng(seed)
-    for _ in range(mpc.k + 1):  # fill the adaptation window (and compile kernels)
+    for _ in range(controller.config.k + 1):  # fill the adaptation window (and compile kernels)
         action = rng.uniform(env.action_space.low, env.action_space.high)
         next_obs = env.step(action)[0]
         controller.observe(obs, action, 0.0, next_obs, False)

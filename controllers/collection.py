@@ -28,12 +28,14 @@ def exploration_policy(env: RobotEnv, rng: np.random.Generator) -> Controller:
     return RandomController(env.observation_space, env.action_space, seed=seed)
 
 
-def collection_policy(iteration: int, env: RobotEnv, model: DynamicsModel, step_sizes: Params, adaptive: bool,
+def collection_policy(iteration: int, env: RobotEnv, model: DynamicsModel, step_sizes: Params, window: int,
                       rng: np.random.Generator) -> Controller:
     """The policy for GrBAL's data-collection step (a `mbmeta.grbal.PolicyFactory`): exploration in the
-    first iteration, then CEM MPC on the current model, adaptive for GrBAL and not for the baseline."""
+    first iteration, then CEM MPC on the current model, adapting on the last `window` transitions for
+    GrBAL (the k it is meta-trained with) and not at all for the baseline (window 0)."""
     if iteration == 0:
         return exploration_policy(env, rng)
-    config = dataclasses.replace(default_mpc(robots.name_of(env)), adapt=adaptive, seed=int(rng.integers(2**31)))
+    config = dataclasses.replace(default_mpc(robots.name_of(env)), adapt=window > 0, k=max(window, 1),
+                                 seed=int(rng.integers(2**31)))
     return MPCController(env.observation_space, env.action_space, model, step_sizes, env.reward, env.is_terminal,
                          config)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
@@ -31,17 +32,22 @@ class MPCConfig:
     planner: PlannerConfig = dataclasses.field(default_factory=PlannerConfig)
     adapt: bool = True  # False: the non-adaptive MPC baseline
     backend: Backend = "auto"  # rollout backend: auto (CUDA > Numba), torch, numba, cuda
-    k: int = 5  # transitions in the adaptation window
-    inner_steps: int = 1
+    # The adaptation window and inner steps; None: as the model was meta-trained (its checkpoint's meta.k
+    # and inner_steps, when built by name), else 5 and 1.
+    k: int | None = None
+    inner_steps: int | None = None
     from_prior: bool = True  # GrBAL: adapt from θ* every step; False continues from φ_{t-1}
     max_loss_ratio: float = 2.0  # adaptation guard: refuse a step that raises the window loss beyond this ratio
     backtracking: int = 0  # halve a step that raises the window loss up to this many times (0: take it whole)
     fallback: Literal["prior", "last"] = "prior"  # what a refused step plans with: θ*, or the last accepted φ
+    # Plan as if the episode ended this fraction inside each termination limit (the robot's
+    # `is_terminal(margin)`): keeps the plan away from the states where a learned model is least trusted.
+    safety_margin: float = 0.0
     seed: int = 0
 
     RANGES: ClassVar[dict[str, Range]] = {"k": at_least(1), "inner_steps": at_least(1),
                                           "max_loss_ratio": at_least(1), "backtracking": NON_NEGATIVE,
-                                          "seed": NON_NEGATIVE}
+                                          "safety_margin": Range(0.0, 0.9), "seed": NON_NEGATIVE}
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -75,8 +81,11 @@ class MPCController(Controller):
                  step_sizes: Params, reward: RewardFn, is_terminal: TerminalFn,
                  config: MPCConfig | None = None) -> None:
         super().__init__(observation_space, action_space)
-        self.config = config = config or MPCConfig()
-        self.model, self.reward, self.is_terminal = model, reward, is_terminal
+        config = config or MPCConfig()
+        self.config = config = dataclasses.replace(config, k=config.k or 5, inner_steps=config.inner_steps or 1)
+        self.model, self.reward = model, reward
+        self.is_terminal = functools.partial(is_terminal, margin=config.safety_margin) if config.safety_margin \
+            else is_terminal
         self.rollout = make_rollout(config.backend, model)
         self.planner = make_planner(config.planner, action_space.low, action_space.high, seed=config.seed)
         self.adapter = OnlineAdapter(model, step_sizes, steps=config.inner_steps, from_prior=config.from_prior,

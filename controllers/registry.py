@@ -85,11 +85,9 @@ def _model_based(planner: str, adaptive: bool) -> Callable[[RobotEnv, Controller
         if model.obs_dim != env.observation_space.shape[0] or model.act_dim != env.action_space.shape[0]:
             raise ValueError(f"checkpoint {config.checkpoint} was trained on {train_config.robot}, whose "
                              f"dimensions differ from {type(env).__name__}'s")
-        if config.mpc is None:  # the robot's defaults, adapting as the model was meta-trained to
-            base = dataclasses.replace(default_mpc(train_config.robot), k=train_config.meta.k,
-                                       inner_steps=max(1, train_config.meta.inner_steps))
-        else:
-            base = config.mpc
+        base = config.mpc or default_mpc(train_config.robot)  # unless told otherwise, adapt as meta-trained
+        base = dataclasses.replace(base, k=base.k or train_config.meta.k,
+                                   inner_steps=base.inner_steps or max(1, train_config.meta.inner_steps))
         mpc = dataclasses.replace(base, adapt=adaptive, seed=config.seed,
                                   planner=dataclasses.replace(base.planner, kind=PLANNER_NAMES[planner]))
         return MPCController(env.observation_space, env.action_space, model, step_sizes, env.reward,

@@ -15,12 +15,20 @@ single-model MLPs (ensembles use torch).
 from __future__ import annotations
 
 import math
+import os
 from typing import Literal
 
-import numba
-import numpy as np
-import torch
-from numba import cuda
+# One knob for every CPU kernel: OMP_NUM_THREADS (set, say, to 1 for two runs side by side on two cores)
+# also caps the Numba kernel, unless NUMBA_NUM_THREADS says otherwise. Numba reads it on its first import,
+# which mbmeta's commands make here. Its OpenMP threads spin while they wait: with two or three runs
+# sharing two cores, training ran several times slower at two threads per run than at one.
+if os.environ.get("OMP_NUM_THREADS", "").isdigit() and "NUMBA_NUM_THREADS" not in os.environ:
+    os.environ["NUMBA_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"]
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from numba import cuda  # noqa: E402
 
 from mbmeta.model import DynamicsModel, Params
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mbmeta.maml import adapt
 from mbmeta.model import DynamicsModel, Params
 
 
@@ -40,13 +39,25 @@ class OnlineAdapter:
         """Forget adaptation: plan with the prior again."""
         self.params = self.accepted = self.prior
 
+    def _gradient_steps(self, params: Params, obs: torch.Tensor, act: torch.Tensor,
+                        next_obs: torch.Tensor) -> Params:
+        """`mbmeta.maml.adapt(..., first_order=True)` for one window, with plain autograd: the same numbers,
+        without the function transform's overhead (3x faster for the quadrotor's model), which matters
+        inside a control period."""
+        with torch.enable_grad():
+            for _ in range(self.steps):
+                leaves = {n: p.detach().requires_grad_() for n, p in params.items()}
+                grads = torch.autograd.grad(self.model.loss(leaves, obs, act, next_obs), list(leaves.values()))
+                params = {n: p.detach() - self.step_sizes[n] * g for (n, p), g in zip(leaves.items(), grads,
+                                                                                       strict=True)}
+        return params
+
     def adapt(self, obs: np.ndarray | torch.Tensor, act: np.ndarray | torch.Tensor,
               next_obs: np.ndarray | torch.Tensor) -> Params:
         """Adapt on a window of transitions (k, ds|da); returns the parameters to plan with."""
         obs, act, next_obs = (torch.as_tensor(x, dtype=torch.float32) for x in (obs, act, next_obs))
         start = self.prior if self.from_prior else self.params
-        with torch.enable_grad():
-            full = adapt(self.model, start, self.step_sizes, obs, act, next_obs, self.steps, first_order=True)
+        full = self._gradient_steps(start, obs, act, next_obs)
         with torch.no_grad():
             before = self.model.loss(start, obs, act, next_obs).item()
             for halvings in range(self.backtracking + 1):

@@ -64,9 +64,10 @@ class TrainConfig:
             raise FieldError("TrainConfig", "robot", f"expected one of {sorted(robots.ROBOTS)}, got {self.robot!r}")
 
 
-#: make_policy(iteration, env, model, step_sizes, adaptive, rng) -> the agent that collects one episode
-#: of this iteration; `adaptive` is False for the non-adaptive baseline (inner_steps = 0).
-PolicyFactory = Callable[[int, robots.RobotEnv, DynamicsModel, Params, bool, np.random.Generator], Agent]
+#: make_policy(iteration, env, model, step_sizes, window, rng) -> the agent that collects one episode of
+#: this iteration; `window` is the number of past transitions it adapts on (meta.k), 0 for the
+#: non-adaptive baseline (inner_steps = 0).
+PolicyFactory = Callable[[int, robots.RobotEnv, DynamicsModel, Params, int, np.random.Generator], Agent]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +77,7 @@ class EpisodeJob:
     robot: str
     episode_length: int
     iteration: int
-    adaptive: bool
+    window: int  # transitions the collecting controller adapts on (0: it does not adapt)
     task: robots.Task
     seed: int
 
@@ -99,7 +100,7 @@ class CollectEpisode:
         env = _env(job.robot, job.episode_length)
         env.set_task(job.task)
         rng = np.random.default_rng(job.seed)
-        policy = self.make_policy(job.iteration, env, self.model, self.step_sizes, job.adaptive, rng)
+        policy = self.make_policy(job.iteration, env, self.model, self.step_sizes, job.window, rng)
         return rollout(env, policy, seed=job.seed)
 
 
@@ -115,10 +116,10 @@ def collect(jobs: list[EpisodeJob], make_policy: PolicyFactory, model: DynamicsM
     return episodes
 
 
-def episode_jobs(robot: str, episode_length: int, iteration: int, adaptive: bool, tasks: list[robots.Task],
+def episode_jobs(robot: str, episode_length: int, iteration: int, window: int, tasks: list[robots.Task],
                  rng: np.random.Generator) -> list[EpisodeJob]:
     """One job per task, each with its own seed drawn from `rng`."""
-    return [EpisodeJob(robot, episode_length, iteration, adaptive, task, int(rng.integers(2**31))) for task in tasks]
+    return [EpisodeJob(robot, episode_length, iteration, window, task, int(rng.integers(2**31))) for task in tasks]
 
 
 def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, resume: bool = True,
@@ -159,7 +160,8 @@ def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, 
                total=config.iterations * steps)
     for iteration in range(start, config.iterations):
         n = config.initial_episodes if iteration == 0 else config.episodes_per_iteration
-        jobs = episode_jobs(config.robot, config.episode_length, iteration, config.meta.inner_steps > 0,
+        window = config.meta.k if config.meta.inner_steps > 0 else 0
+        jobs = episode_jobs(config.robot, config.episode_length, iteration, window,
                             env.sample_tasks(n, "train", rng), rng)
         episodes = [] if data is not None else collect(jobs, make_policy, model, dict(trainer.step_sizes), store,
                                                        workers, address)

@@ -100,6 +100,10 @@ class AntEnv(RobotEnv):
     step_metric: ClassVar[tuple[str, str] | None] = ("forward_velocity", "forward speed (m/s)")
     metric_labels: ClassVar[dict[str, str]] = {
         "distance_m": "distance (m)", "forward_speed_mps": "speed (m/s)", "fell": "fell", "fell_step": "fell at step"}
+    observation_groups: ClassVar[dict[str, slice]] = {
+        "torso height": slice(0, 1), "orientation": slice(1, 5), "joint angles": slice(5, 13),
+        "torso velocity": slice(13, 16), "angular velocity": slice(16, 19), "joint velocities": slice(19, 27),
+        "contact": slice(27, 28)}
 
     def __init__(
         self,
@@ -188,8 +192,8 @@ class AntEnv(RobotEnv):
         return forward - ctrl_cost - contact_cost + HEALTHY_REWARD * _healthy(next_obs)
 
     @staticmethod
-    def is_terminal(next_obs: Any) -> Any:
-        return ~_healthy(next_obs)
+    def is_terminal(next_obs: Any, margin: float = 0.0) -> Any:
+        return ~_healthy(next_obs, margin)
 
     @classmethod
     def _sample_tasks(cls, n: int, split: str, rng: np.random.Generator) -> list[Task]:
@@ -210,8 +214,10 @@ class AntEnv(RobotEnv):
             self._renderer = None
 
 
-def _healthy(obs: Any) -> Any:
-    """1 where the torso height is in range and the state is finite (works on numpy and torch)."""
+def _healthy(obs: Any, margin: float = 0.0) -> Any:
+    """1 where the torso height is in range and the state is finite (works on numpy and torch); `margin`
+    narrows the height range by that fraction of its width at each end."""
     z = obs[:, OBS_Z]
     finite = (abs(obs) < float("inf")).all(-1)
-    return (z >= HEALTHY_Z[0]) & (z <= HEALTHY_Z[1]) & finite
+    inset = margin * (HEALTHY_Z[1] - HEALTHY_Z[0]) / 2
+    return (z >= HEALTHY_Z[0] + inset) & (z <= HEALTHY_Z[1] - inset) & finite

@@ -127,6 +127,8 @@ class RobotEnv(gym.Env):
     step_metric: ClassVar[tuple[str, str] | None] = None
     #: The task metrics `episode_metrics` returns, the headline first, with their table labels.
     metric_labels: ClassVar[dict[str, str]] = {}
+    #: Named slices of the observation, for diagnostics that say which part of the state a model gets wrong.
+    observation_groups: ClassVar[dict[str, slice]] = {}
 
     def __init__(self, episode_length: int, task: Task | Mapping[str, Any] | None = None) -> None:
         if not isinstance(episode_length, int) or episode_length <= 0:
@@ -295,7 +297,12 @@ class RobotEnv(gym.Env):
         raise NotImplementedError
 
     @staticmethod
-    def is_terminal(next_obs: Any) -> Any:
-        """Batched termination: (N, obs_dim) -> (N,) bool."""
+    def is_terminal(next_obs: Any, margin: float = 0.0) -> Any:
+        """Batched termination: (N, obs_dim) -> (N,) bool.
+
+        `margin` in [0, 1) shrinks the safe set by that fraction of each limit, for planners that should
+        keep away from the boundary where their model is least trustworthy; the episode itself always
+        ends at margin 0.
+        """
         raise NotImplementedError
 

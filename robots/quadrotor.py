@@ -1,7 +1,8 @@
 """A Crazyflie-class quadrotor carrying a payload on a cable (pybullet, DIRECT mode).
 
 Reward: a survival bonus of 2.5 per step without a crash, minus the distance to the reference,
-minus 0.01 |a|^2.
+minus 0.01 |a|^2. A crash: hitting the ground, tilting past 60 degrees, 2 m off the reference, or body
+rates past the gyro's range.
 
 The task is the payload: its mass and cable length (mass 0 = no payload). Training tasks carry
 light payloads on short cables; the test split carries heavier payloads on longer cables, outside
@@ -55,7 +56,13 @@ CTRL_COST_WEIGHT = 0.01
 ALIVE_BONUS = 2.5
 MIN_ALTITUDE = 0.05
 MIN_COS_TILT = 0.5  # terminate beyond 60 degrees of tilt
+MAX_TILT = math.acos(MIN_COS_TILT)
+FLIGHT_ALTITUDE = 1.0  # every reference flies at 1 m (the setpoints reach 1.2)
 MAX_TRACKING_ERROR = 2.0
+# Body rates beyond the gyro's range (the Crazyflie 2.x's BMI088: ±2000 deg/s) leave the vehicle without a
+# state estimate: a crash, like tilting over. A planner that could spin the vehicle freely (yaw costs
+# nothing in the reward) otherwise spins it up to 80 rad/s, where no learned model predicts it.
+MAX_BODY_RATE = math.radians(2000)
 
 # Observation layout: position error to the reference (3), altitude (1), velocity (3),
 # rotation matrix body->world, row-major (9), body angular velocity (3), reference velocity (3).
@@ -133,6 +140,9 @@ class QuadrotorEnv(RobotEnv):
     step_metric: ClassVar[tuple[str, str] | None] = ("tracking_error", "tracking error (m)")
     metric_labels: ClassVar[dict[str, str]] = {"tracking_rmse_m": "RMS tracking error (m)", "crashed": "crashed",
                                                "crash_time_s": "crashed at (s)"}
+    observation_groups: ClassVar[dict[str, slice]] = {
+        "position error": OBS_POS_ERR, "altitude": slice(OBS_Z, OBS_Z + 1), "velocity": OBS_VEL,
+        "attitude": OBS_ROT, "angular velocity": OBS_OMEGA, "reference velocity": OBS_REF_VEL}
 
     def __init__(
         self,
@@ -270,6 +280,8 @@ class QuadrotorEnv(RobotEnv):
             reasons.append(f"tilted {np.degrees(np.arccos(np.clip(obs[OBS_R22], -1, 1))):.0f} degrees")
         if (obs[OBS_POS_ERR] ** 2).sum() > MAX_TRACKING_ERROR**2:
             reasons.append(f"lost: {np.linalg.norm(obs[OBS_POS_ERR]):.1f} m off the reference")
+        if np.abs(obs[OBS_OMEGA]).max() > MAX_BODY_RATE:
+            reasons.append(f"spinning at {np.abs(obs[OBS_OMEGA]).max():.0f} rad/s, past the gyro's range")
         return "crashed: " + ", ".join(reasons or ["non-finite state"])
 
     # ----- reward, termination, tasks ----------------------------------------------------------
@@ -280,8 +292,8 @@ class QuadrotorEnv(RobotEnv):
         return alive - tracking_error - CTRL_COST_WEIGHT * (action**2).sum(-1)
 
     @staticmethod
-    def is_terminal(next_obs: Any) -> Any:
-        return _crashed(next_obs)
+    def is_terminal(next_obs: Any, margin: float = 0.0) -> Any:
+        return _crashed(next_obs, margin)
 
     @classmethod
     def _sample_tasks(cls, n: int, split: str, rng: np.random.Generator) -> list[Task]:
@@ -310,10 +322,16 @@ class QuadrotorEnv(RobotEnv):
             self._client = None
 
 
-def _crashed(obs: Any) -> Any:
-    """Below the minimum altitude, tilted past 60 degrees, lost (2 m off), or non-finite (numpy or torch)."""
-    crashed = obs[:, OBS_Z] < MIN_ALTITUDE
-    flipped = obs[:, OBS_R22] < MIN_COS_TILT
-    lost = (obs[:, OBS_POS_ERR] ** 2).sum(-1) > MAX_TRACKING_ERROR**2
+def _crashed(obs: Any, margin: float = 0.0) -> Any:
+    """Below the minimum altitude, tilted past 60 degrees, lost (2 m off), spinning past the gyro's range,
+    or non-finite (numpy or torch).
+
+    `margin` shrinks each limit by that fraction: the tilt limit, the distance off the reference and the
+    body rate, and the altitude floor rises by that fraction of the way to the 1 m flight altitude.
+    """
+    crashed = obs[:, OBS_Z] < MIN_ALTITUDE + margin * (FLIGHT_ALTITUDE - MIN_ALTITUDE)
+    flipped = obs[:, OBS_R22] < (math.cos(MAX_TILT * (1 - margin)) if margin else MIN_COS_TILT)
+    lost = (obs[:, OBS_POS_ERR] ** 2).sum(-1) > (MAX_TRACKING_ERROR * (1 - margin)) ** 2
+    spinning = (abs(obs[:, OBS_OMEGA]) > MAX_BODY_RATE * (1 - margin)).any(-1)
     finite = (abs(obs) < float("inf")).all(-1)
-    return crashed | flipped | lost | ~finite
+    return crashed | flipped | lost | spinning | ~finite

@@ -55,6 +55,10 @@ class CompareConfig:
     video_task: str | None = None  # its task (None: the robot's mid-episode change, else its first held-out task)
     mpc: MPCConfig | None = None  # MPC settings for the model-based controllers and the oracle (None: defaults)
 
+    def __post_init__(self) -> None:
+        # The mid-episode change runs for the curve controllers that are being compared, and no others.
+        self.curve_controllers = [name for name in self.curve_controllers if name in self.controllers]
+
 
 @dataclasses.dataclass(frozen=True)
 class EvalJob:
@@ -139,7 +143,7 @@ def run_compare(config: CompareConfig, progress: bool = True) -> Path:
     results = map_ordered(Evaluate(config, progress), jobs, config.workers, config.ray_address)
     rows = [row for row, _ in results]
     write_csv(out / "results.csv", rows)
-    table = markdown_table(config, [row for row in rows if row["split"] != "change"])
+    table = markdown_table(config, rows)
     atomic_write(out / "results.md", lambda f: f.write(table.encode()))
     write_plots(config, out, jobs, [trace for _, trace in results])
     if config.video is not None:
@@ -196,6 +200,8 @@ def cell(config: CompareConfig, rows: list[dict[str, Any]], key: str) -> str:
 def markdown_table(config: CompareConfig, rows: list[dict[str, Any]]) -> str:
     env_class = robots.ROBOTS[config.robot]
     tasks = [(split, task) for split, names in env_class.tasks_to_evaluate().items() for task in names]
+    if env_class.change_task is not None and config.curve_controllers:
+        tasks.append(("change", env_class.change_task))  # the mid-episode change, for the controllers it runs
     labels = {**env_class.metric_labels, "return": "return", "adaptation_fallback_rate": "adaptation fallback rate",
               "latency_p50_ms": "controller latency p50 (ms)"}
     lines = [f"# {config.robot}: {', '.join(config.controllers)}", "",

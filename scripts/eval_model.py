@@ -33,7 +33,7 @@ def collect_split(robot: str, split: str, episodes: int, episode_length: int, se
     env = robots.make(robot, episode_length=episode_length)
     rng = np.random.default_rng(seed)
     store = TransitionStore(env.observation_space.shape[0], env.action_space.shape[0])
-    jobs = episode_jobs(robot, episode_length, 0, False, env.sample_tasks(episodes, split, rng), rng)
+    jobs = episode_jobs(robot, episode_length, 0, 0, env.sample_tasks(episodes, split, rng), rng)
     collect(jobs, collection_policy, store=store)  # iteration 0: the exploration policy
     return store
 

@@ -165,6 +165,21 @@ def test_adaptive_mpc_adapts_every_step_and_plans_with_the_adapted_parameters(ch
     assert plain.adapter.adaptations == 0
 
 
+def test_the_planner_scores_rollouts_with_the_configured_safety_margin(checkpoints):
+    """With `safety_margin`, an imagined state inside the margin ends the imagined episode: a plan whose
+    first predicted state is there scores only that step's reward."""
+    env = robots.make("quadrotor", episode_length=30)
+    obs, _ = env.reset(seed=0)
+    tilted = obs.copy()
+    tilted[15] = np.cos(np.radians(50))  # 50 degrees of tilt: alive, but inside a 0.3 margin (42 degrees)
+    for margin, expected in ((0.0, False), (0.3, True)):
+        config = ControllerConfig(controller="cem_mpc", checkpoint=checkpoints["quadrotor"],
+                                  mpc=MPCConfig(planner=SMALL_PLANNER, safety_margin=margin))
+        controller = make_controller(config, env)
+        assert bool(controller.is_terminal(tilted[None])[0]) is expected
+        assert bool(env.is_terminal(tilted[None])[0]) is False
+
+
 class Sleepy(Controller):
     """Returns the step number as its action, but sleeps far past the deadline on chosen steps."""
 

@@ -117,6 +117,9 @@ def test_compare_over_two_training_seeds_writes_intervals_csv_and_every_plot(tmp
     table = (out / "results.md").read_text()
     assert "## RMS tracking error (m)" in table and "(2 seeds)" in table and "(2 episodes)" in table
     assert "## crashed" in table and "## adaptation fallback rate" in table
+    assert "| pickup (change) |" in table and "scripted | " in table  # the change: a column, for the curve ones
+    scripted_row = next(line for line in table.splitlines() if line.startswith("| scripted |"))
+    assert scripted_row.rstrip().endswith("| — |")
     for plot in ("trajectories.png", "change.png", "adaptation_loss.png"):
         assert (out / plot).stat().st_size > 10_000, plot
 
@@ -141,3 +144,22 @@ def test_a_users_registered_robot_is_compared_on_its_own_tasks(tmp_path, monkeyp
         named_tasks = {"a": None, "b": None}
 
     assert Plain.tasks_to_evaluate() == {"all": ("a", "b")}  # nothing declared: every named task
+
+
+def test_onpolicy_error_scores_the_parameters_each_step_planned_with():
+    """The diagnostic of model error on the MPC's own states: for the non-adaptive controller what it
+    planned with is the prior, exactly; adapting changes the parameters, and every error is finite."""
+    from scripts.onpolicy_error import onpolicy_errors
+
+    env = robots.make("quadrotor", episode_length=30)
+    env.set_task("heavy-payload")
+    errors = {}
+    for name in ("cem_mpc", "cem_adaptive"):
+        controller = make_controller(ControllerConfig(controller=name, checkpoint=str(SHIPPED / "quadrotor_grbal.pt")),
+                                     env)
+        errors[name] = onpolicy_errors(env, controller, episodes=1, horizon=4, seed=0, before_end=5)
+    fixed, adaptive = errors["cem_mpc"], errors["cem_adaptive"]
+    assert fixed["planned with"]["all"].shape == (30 - 4 + 1, env.observation_space.shape[0])
+    np.testing.assert_array_equal(fixed["planned with"]["all"], fixed["prior"]["all"])
+    assert not np.array_equal(adaptive["planned with"]["all"], adaptive["prior"]["all"])
+    assert all(np.isfinite(part).all() for parts in adaptive.values() for part in parts.values())

@@ -103,6 +103,20 @@ def test_continuing_from_the_last_adaptation_is_an_option(ant_store):
     assert not torch.allclose(chained.adapt(*window)["w0"], once)  # a second step from φ_{t-1}
 
 
+@pytest.mark.parametrize("steps", [1, 2])
+def test_online_adaptation_takes_exactly_the_first_order_maml_step(ant_store, steps):
+    """The controller's fast autograd path and the meta-trainer's functional `adapt` are the same step."""
+    model = small_model(ant_store)
+    step_sizes = {n: torch.rand_like(p) * 0.02 for n, p in model.prior().items()}
+    window = [torch.as_tensor(x[10:15], dtype=torch.float32) for x in (ant_store.obs, ant_store.actions,
+                                                                         ant_store.next_obs)]
+    online = OnlineAdapter(model, step_sizes, steps=steps, max_loss_ratio=1e9).adapt(*window)
+    with torch.enable_grad():
+        functional = adapt(model, model.prior(), step_sizes, *window, steps, first_order=True)
+    for n, p in functional.items():
+        torch.testing.assert_close(online[n], p.detach(), rtol=1e-6, atol=1e-7)
+
+
 def test_ensemble_and_variance_heads_predict_states(ant_store):
     model = small_model(ant_store, ensemble_size=3, learn_variance=True)
     obs = torch.as_tensor(ant_store.obs[:7], dtype=torch.float32)

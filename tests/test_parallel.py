@@ -29,7 +29,7 @@ def cluster():
 def jobs(robot, iteration, n=3, length=20):
     env = robots.make(robot, episode_length=length)
     rng = np.random.default_rng(3)
-    return episode_jobs(robot, length, iteration, True, env.sample_tasks(n, "train", rng), rng)
+    return episode_jobs(robot, length, iteration, 5, env.sample_tasks(n, "train", rng), rng)
 
 
 def assert_same_episodes(a, b):
@@ -76,8 +76,8 @@ class DiesOnce:
     def __init__(self, marker):
         self.marker = marker
 
-    def __call__(self, iteration, env, model, step_sizes, adaptive, rng):
-        policy = collection_policy(iteration, env, model, step_sizes, adaptive, rng)
+    def __call__(self, iteration, env, model, step_sizes, window, rng):
+        policy = collection_policy(iteration, env, model, step_sizes, window, rng)
         try:
             os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL))  # only one caller wins
         except FileExistsError:

@@ -118,3 +118,21 @@ def test_backend_choice_and_clear_errors(model):
     assert isinstance(make_rollout("auto", ensemble), TorchRollout)
     with pytest.raises(ValueError, match="use backend='torch' for ensembles"):
         NumbaRollout(ensemble)
+
+
+def test_omp_num_threads_caps_the_numba_kernel_and_leaves_torch_alone():
+    """`OMP_NUM_THREADS=1` (two runs side by side) means one thread for the fused kernel too, and running
+    the kernel does not raise torch's thread count (they share OpenMP)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from controllers.rollout import NumbaRollout\n"  # mbmeta's import path: before numba itself
+            "import numpy as np, numba, torch\n"
+            "from mbmeta.model import DynamicsModel, ModelConfig\n"
+            "r = NumbaRollout(DynamicsModel(6, 2, ModelConfig(hidden=(8,))))\n"
+            "r(np.zeros(6, np.float32), np.zeros((40, 3, 2), np.float32))\n"
+            "print(numba.get_num_threads(), torch.get_num_threads())\n")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_NUM_THREADS"} | {"OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "1"]

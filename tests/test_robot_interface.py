@@ -46,6 +46,19 @@ def test_batched_reward_and_termination_equal_the_env(robot_name):
     np.testing.assert_allclose(batched32.numpy(), rew, rtol=1e-4, atol=1e-4)
 
 
+def test_a_safety_margin_only_ever_adds_terminal_states(robot_name):
+    """The planner's stricter safe set: margin 0 is the episode's own test, a larger margin flags a
+    superset of states (monotone), and some states the episode lives through count as unsafe at 0.5."""
+    env = robots.make(robot_name)
+    _, _, next_obs, _, terms = recorded_transitions(env, robot_name)
+    states = torch.as_tensor(next_obs)
+    np.testing.assert_array_equal(env.is_terminal(states, 0.0).numpy(), terms)
+    flagged = [env.is_terminal(states, m).numpy() for m in (0.0, 0.2, 0.5, 0.8)]
+    for looser, stricter in zip(flagged[:-1], flagged[1:], strict=True):
+        assert (stricter >= looser).all()
+    assert flagged[-1].sum() > terms.sum()
+
+
 @pytest.mark.filterwarnings("ignore:.*Box observation space m")
 def test_gymnasium_env_checker_passes(robot_name):
     check_env(robots.make(robot_name), skip_render_check=True)

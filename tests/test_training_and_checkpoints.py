@@ -200,3 +200,27 @@ def test_early_stopping_keeps_the_best_held_out_parameters_and_fixed_data_trains
     state = load_checkpoint(path)
     assert [r["transitions"] for r in state["log"]] == [row["transitions"]] * 2
     assert np.isnan(state["log"][0]["mean_return"])
+
+
+def test_the_adaptation_window_is_the_one_meta_trained_with_in_collection_and_at_run_time(tmp_path):
+    """A model meta-trained on k = 3 is adapted on 3 transitions by the MPC that collects its data and by
+    a controller built from its checkpoint, also when other MPC settings are overridden; an explicit k wins."""
+    import robots
+    from controllers.mpc import MPCConfig
+    from controllers.registry import make_controller
+
+    config = dataclasses.replace(TINY, meta=dataclasses.replace(TINY.meta, k=3))
+    windows = []
+
+    def recording_policy(iteration, env, model, step_sizes, window, rng):
+        policy = collection_policy(iteration, env, model, step_sizes, window, rng)
+        if iteration > 0:
+            windows.append((window, policy.config.k))
+        return policy
+
+    path = str(train(config, tmp_path / "k3", recording_policy, progress=False))
+    assert windows and set(windows) == {(3, 3)}
+    env = robots.make("ant")
+    for mpc, k in ((None, 3), (MPCConfig(backtracking=1), 3), (MPCConfig(k=7), 7)):
+        controller = make_controller(ControllerConfig(controller="cem_adaptive", checkpoint=path, mpc=mpc), env)
+        assert controller.config.k == k

@@ -1,0 +1,137 @@
+"""How wrong is the model where the MPC actually goes? Multi-step error on the controller's own trajectory.
+
+    python -m scripts.onpolicy_error quadrotor --controller adaptive --checkpoint runs/q/checkpoint.pt \\
+        --task heavy-payload --episodes 3 [--baseline runs/q-mb/checkpoint.pt]
+
+Runs the model-based controller for a few episodes and records, every step, the parameters it planned
+with (adapted, or the prior after a refused step). Afterwards, from every visited state, the H-step
+open-loop prediction along the actions really taken is compared with what happened, for
+  - the parameters the controller planned with at that step ("planned with"),
+  - the meta-learned prior θ* without adaptation ("prior"),
+  - optionally another checkpoint, e.g. the non-adaptive model ("baseline").
+Errors are mean squared errors per state dimension in units of that dimension's spread in the first
+model's training data, averaged over the robot's observation groups (`observation_groups`), reported
+over all visited states and over the last `--before-end` steps of episodes that ended early (what the
+model believed just before a crash or a fall). Random-action data says little about this: these are
+the states the planner steers into.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+
+import numpy as np
+import torch
+
+from controllers.mpc import MPCController
+from mbmeta.grbal import load_model
+from mbmeta.model import DynamicsModel, Params
+from robots.base import RobotEnv
+from scripts.common import build, make_env, mpc_settings, timed_episode
+
+
+class RecordingController:
+    """Wraps an MPC controller and keeps the parameters its rollout planned with at every `act`."""
+
+    def __init__(self, controller: MPCController) -> None:
+        self.controller = controller
+        self.params: list[Params] = []
+
+    def reset(self, obs: np.ndarray, new_task: bool = True) -> None:
+        self.params = []
+        self.controller.reset(obs, new_task)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        action = self.controller.act(obs)
+        self.params.append(self.controller.adapter.params)  # what `act` just planned with
+        return action
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.controller, name)
+
+
+def open_loop(model: DynamicsModel, params: Params, start: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """States (H + 1, ds) predicted from `start` along `actions` (H, da)."""
+    with torch.no_grad():
+        s = torch.as_tensor(start, dtype=torch.float32)[None]
+        states = [s]
+        for a in torch.as_tensor(actions, dtype=torch.float32):
+            s = model.predict(s, a[None], params)
+            states.append(s)
+    return torch.cat(states).numpy()
+
+
+def squared_errors(model: DynamicsModel, params_at: list[Params], obs: np.ndarray, actions: np.ndarray,
+                   horizon: int, scale: np.ndarray) -> np.ndarray:
+    """(starts, ds) squared H-step error from every state with H steps after it, in units of `scale`."""
+    starts = range(len(actions) - horizon + 1)
+    return np.stack([((open_loop(model, params_at[t], obs[t], actions[t:t + horizon])[-1] - obs[t + horizon])
+                      / scale) ** 2 for t in starts]) if len(starts) else np.zeros((0, obs.shape[1]))
+
+
+def onpolicy_errors(env: RobotEnv, controller: MPCController, episodes: int, horizon: int, seed: int,
+                    before_end: int, baseline: DynamicsModel | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """Run `episodes` episodes and score the models on the visited states: {model: {"all" | "late":
+    (starts, ds) squared H-step errors}}, "late" being the last `before_end` starts of episodes that
+    ended early. Prints one line per episode."""
+    recorder = RecordingController(controller)
+    model = controller.model
+    scale = model.in_std[: model.obs_dim].numpy().astype(np.float64)
+    models = {"planned with": (model, None), "prior": (model, controller.adapter.prior)}
+    if baseline is not None:
+        models["baseline"] = (baseline, baseline.prior())
+    errors: dict[str, dict[str, list[np.ndarray]]] = {name: {"all": [], "late": []} for name in models}
+    for episode in range(episodes):
+        result = timed_episode(env, recorder, seed=seed + episode)
+        ep = result.episode
+        print(f"episode {episode}: {len(ep.actions)} steps{', ' + result.end_reason if result.end_reason else ''}")
+        for name, (m, params) in models.items():
+            params_at = recorder.params if params is None else [params] * len(ep.actions)
+            err = squared_errors(m, params_at, ep.observations, ep.actions, horizon, scale)
+            errors[name]["all"].append(err)
+            if ep.terminated:
+                errors[name]["late"].append(err[-before_end:])
+    return {name: {k: np.concatenate(v) if v else np.zeros((0, model.obs_dim)) for k, v in parts.items()}
+            for name, parts in errors.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("robot")
+    parser.add_argument("--controller", default="adaptive", help="a model-based controller (adaptive, nonadaptive)")
+    parser.add_argument("--checkpoint", required=True, help="the controller's dynamics model")
+    parser.add_argument("--baseline", help="another model to score on the same states (e.g. the MB model)")
+    parser.add_argument("--task", default=None)
+    parser.add_argument("--episodes", type=int, default=3)
+    parser.add_argument("--episode-length", type=int, default=None)
+    parser.add_argument("--horizon", type=int, default=15, help="prediction steps (the planner's horizon)")
+    parser.add_argument("--before-end", type=int, default=25, help="steps before an early end to report apart")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mpc", nargs="*", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+
+    env = make_env(args.robot, args.task, args.episode_length)
+    controller = build(args.robot, args.controller, env, args.checkpoint, args.seed,
+                       mpc=mpc_settings(args.robot, args.mpc))
+    if not isinstance(controller, MPCController):
+        parser.error(f"--controller {args.controller!r} does not plan on a learned model")
+    print(f"# {args.robot}, {args.controller} on {args.checkpoint}, task {env.task.name}, H = {args.horizon}; "
+          f"{platform.machine()}, {os.cpu_count()} CPUs")
+    baseline = load_model(args.baseline)[0] if args.baseline else None
+    errors = onpolicy_errors(env, controller, args.episodes, args.horizon, args.seed, args.before_end, baseline)
+
+    groups = env.observation_groups or {"state": slice(0, controller.model.obs_dim)}
+    print(f"\n{args.horizon}-step squared error, in units of the training data's spread per dimension")
+    print(f"{'model':<14} {'states':<22}" + "".join(f"{g:>20}" for g in groups) + f"{'all':>10}")
+    for name, parts in errors.items():
+        for label, err in ((f"all ({len(parts['all'])})", parts["all"]),
+                           (f"last {args.before_end} before end", parts["late"])):
+            if len(err):
+                cells = "".join(f"{err[:, s].mean():>20.3g}" for s in groups.values())
+                print(f"{name:<14} {label:<22}{cells}{err.mean():>10.3g}")
+
+
+if __name__ == "__main__":
+    main()
