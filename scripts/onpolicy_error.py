@@ -23,9 +23,9 @@ import os
 import platform
 
 import numpy as np
-import torch
 
 from controllers.mpc import MPCController
+from controllers.rollout import TorchRollout
 from mbmeta.grbal import load_model
 from mbmeta.model import DynamicsModel, Params
 from robots.base import RobotEnv
@@ -52,23 +52,17 @@ class RecordingController:
         return getattr(self.controller, name)
 
 
-def open_loop(model: DynamicsModel, params: Params, start: np.ndarray, actions: np.ndarray) -> np.ndarray:
-    """States (H + 1, ds) predicted from `start` along `actions` (H, da)."""
-    with torch.no_grad():
-        s = torch.as_tensor(start, dtype=torch.float32)[None]
-        states = [s]
-        for a in torch.as_tensor(actions, dtype=torch.float32):
-            s = model.predict(s, a[None], params)
-            states.append(s)
-    return torch.cat(states).numpy()
-
-
 def squared_errors(model: DynamicsModel, params_at: list[Params], obs: np.ndarray, actions: np.ndarray,
                    horizon: int, scale: np.ndarray) -> np.ndarray:
-    """(starts, ds) squared H-step error from every state with H steps after it, in units of `scale`."""
-    starts = range(len(actions) - horizon + 1)
-    return np.stack([((open_loop(model, params_at[t], obs[t], actions[t:t + horizon])[-1] - obs[t + horizon])
-                      / scale) ** 2 for t in starts]) if len(starts) else np.zeros((0, obs.shape[1]))
+    """(starts, ds) squared H-step error from every state with H steps after it, in units of `scale`: the
+    planners' reference rollout from that state along the actions taken, with that step's parameters."""
+    rollout = TorchRollout(model)
+    rows = []
+    for t in range(len(actions) - horizon + 1):
+        rollout.set_params(params_at[t])
+        predicted = rollout(obs[t], actions[None, t:t + horizon])[0, -1]
+        rows.append(((predicted - obs[t + horizon]) / scale) ** 2)
+    return np.stack(rows) if rows else np.zeros((0, obs.shape[1]))
 
 
 def onpolicy_errors(env: RobotEnv, controller: MPCController, episodes: int, horizon: int, seed: int,
