@@ -28,7 +28,9 @@ import numpy as np
 
 import robots
 from controllers.mpc import MPCConfig
+from controllers.registry import default_mpc
 from mbmeta.checkpoint import atomic_write, write_csv
+from mbmeta.config import to_dict
 from mbmeta.parallel import map_ordered
 from scripts import plots
 from scripts.common import SHIPPED, build, format_metrics, make_env, shipped_checkpoint, timed_episode
@@ -197,6 +199,19 @@ def cell(config: CompareConfig, rows: list[dict[str, Any]], key: str) -> str:
     return f"{mean:.2f} ± {half:.2f} ({n} {unit})" if not math.isnan(half) else f"{mean:.2f} (1 {unit[:-1]})"
 
 
+def mpc_changes(config: CompareConfig) -> str:
+    """The MPC settings that differ from the robot's defaults (`--mpc`), for the results' header."""
+    def flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value})
+        return out
+    default = flat(to_dict(default_mpc(config.robot)))
+    changed = {k: v for k, v in flat(to_dict(config.mpc)).items() if default[k] != v} if config.mpc else {}
+    return "settings: the robot's defaults" if not changed else "settings changed from the robot's defaults: " + \
+        ", ".join(f"{k}={v}" for k, v in changed.items())
+
+
 def markdown_table(config: CompareConfig, rows: list[dict[str, Any]]) -> str:
     env_class = robots.ROBOTS[config.robot]
     tasks = [(split, task) for split, names in env_class.tasks_to_evaluate().items() for task in names]
@@ -209,7 +224,7 @@ def markdown_table(config: CompareConfig, rows: list[dict[str, Any]]) -> str:
              f"{', '.join('the shipped models' if m == SHIPPED else str(m) for m in config.models)}; "
              f"{config.episodes} episodes per folder and task (episode seeds {config.seed}–"
              f"{config.seed + config.episodes - 1}); episode length {config.episode_length or 'the robot default'}; "
-             f"machine {platform.machine()}, {os.cpu_count()} cores.", "",
+             f"machine {platform.machine()}, {os.cpu_count()} cores; MPC {mpc_changes(config)}.", "",
              "Each cell: mean ± half-width of the 95% Student-t confidence interval, over the replicates named "
              "in brackets (training seeds: the mean of each seed's episodes; episodes: one value each). Yes/no "
              "metrics: how many episodes out of all. Episodes that ended early count with what they did until then.",

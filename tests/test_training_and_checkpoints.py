@@ -224,3 +224,18 @@ def test_the_adaptation_window_is_the_one_meta_trained_with_in_collection_and_at
     for mpc, k in ((None, 3), (MPCConfig(backtracking=1), 3), (MPCConfig(k=7), 7)):
         controller = make_controller(ControllerConfig(controller="cem_adaptive", checkpoint=path, mpc=mpc), env)
         assert controller.config.k == k
+
+
+def test_collection_plans_up_to_the_real_limits_while_the_deployed_controller_keeps_its_margin():
+    """The quadrotor's deployed MPC plans with a safety margin; the MPC that collects training data does not
+    (so the model sees the states near the limits), and plans with the same planner otherwise."""
+    import robots
+    from controllers.registry import default_mpc
+    from mbmeta.model import DynamicsModel
+
+    env = robots.make("quadrotor")
+    model = DynamicsModel(env.observation_space.shape[0], env.action_space.shape[0])
+    policy = collection_policy(1, env, model, model.prior(), 5, np.random.default_rng(0))
+    deployed = default_mpc("quadrotor")
+    assert deployed.safety_margin > 0 and policy.config.safety_margin == 0.0
+    assert policy.config.planner == deployed.planner
