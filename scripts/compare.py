@@ -208,8 +208,9 @@ def mpc_changes(config: CompareConfig) -> str:
         return out
     default = flat(to_dict(default_mpc(config.robot)))
     changed = {k: v for k, v in flat(to_dict(config.mpc)).items() if default[k] != v} if config.mpc else {}
-    return "settings: the robot's defaults" if not changed else "settings changed from the robot's defaults: " + \
-        ", ".join(f"{k}={v}" for k, v in changed.items())
+    if not changed:
+        return "settings: the robot's defaults"
+    return "settings changed from the robot's defaults: " + ", ".join(f"{k}={v}" for k, v in changed.items())
 
 
 def markdown_table(config: CompareConfig, rows: list[dict[str, Any]]) -> str:

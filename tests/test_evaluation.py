@@ -12,8 +12,8 @@ import robots
 from controllers.registry import ControllerConfig, default_mpc, make_controller
 from robots.base import RobotEnv
 from robots.quadrotor import PayloadTask, QuadrotorEnv
-from scripts.common import SHIPPED, timed_episode
-from scripts.compare import CompareConfig, run_compare
+from scripts.common import SHIPPED, mpc_settings, timed_episode
+from scripts.compare import CompareConfig, mpc_changes, run_compare
 from scripts.stats import mean_ci95, t_quantile_975
 
 
@@ -122,6 +122,17 @@ def test_compare_over_two_training_seeds_writes_intervals_csv_and_every_plot(tmp
     assert scripted_row.rstrip().endswith("| — |")
     for plot in ("trajectories.png", "change.png", "adaptation_loss.png"):
         assert (out / plot).stat().st_size > 10_000, plot
+
+
+def test_the_results_say_which_mpc_settings_differ_from_the_robots_defaults():
+    def header(pairs):
+        config = CompareConfig(robot="quadrotor", controllers=["adaptive"], mpc=mpc_settings("quadrotor", pairs))
+        return mpc_changes(config)
+
+    assert header([]) == header([f"safety_margin={default_mpc('quadrotor').safety_margin}"]) == \
+        "settings: the robot's defaults"
+    assert header(["safety_margin=0", "planner.population=200"]) == \
+        "settings changed from the robot's defaults: planner.population=200, safety_margin=0.0"
 
 
 class MyDrone(QuadrotorEnv):
