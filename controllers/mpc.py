@@ -41,7 +41,7 @@ class MPCConfig:
     backtracking: int = 0  # halve a step that raises the window loss up to this many times (0: take it whole)
     fallback: Literal["prior", "last"] = "prior"  # what a refused step plans with: θ*, or the last accepted φ
     # Plan as if the episode ended this fraction inside each termination limit (the robot's
-    # `is_terminal(margin)`): keeps the plan away from the states where a learned model is least trusted.
+    # `planning_terminal(margin)`): keeps the plan away from the states where a learned model is least trusted.
     safety_margin: float = 0.0
     seed: int = 0
 

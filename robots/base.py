@@ -306,3 +306,10 @@ class RobotEnv(gym.Env):
         """
         raise NotImplementedError
 
+    @classmethod
+    def planning_terminal(cls, next_obs: Any, margin: float = 0.0) -> Any:
+        """What a planner on a learned model treats as the end of an imagined episode: `is_terminal`, plus
+        whatever else the robot knows its models cannot foresee in time (the ant: a torso launched upward).
+        The same (N,) bool, a superset of `is_terminal(next_obs, margin)`."""
+        return cls.is_terminal(next_obs, margin)
+

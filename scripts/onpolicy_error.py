@@ -13,7 +13,9 @@ Errors are mean squared errors per state dimension in units of that dimension's 
 model's training data, averaged over the robot's observation groups (`observation_groups`), reported
 over all visited states and over the last `--before-end` steps of episodes that ended early (what the
 model believed just before a crash or a fall). Random-action data says little about this: these are
-the states the planner steers into.
+the states the planner steers into. `--trace I` also prints, for each episode that ended early, its last
+`--before-end` steps of observation I as it happened and as predicted one step ahead with the parameters the
+controller planned with (on the ant, I = 15, the torso's upward speed, shows the kick that launches a jump).
 """
 
 from __future__ import annotations
@@ -65,11 +67,23 @@ def squared_errors(model: DynamicsModel, params_at: list[Params], obs: np.ndarra
     return np.stack(rows) if rows else np.zeros((0, obs.shape[1]))
 
 
+def print_trace(model: DynamicsModel, params_at: list[Params], obs: np.ndarray, actions: np.ndarray, index: int,
+                steps: int) -> None:
+    """The last `steps` transitions' observation `index`: before, one-step predicted, after."""
+    rollout = TorchRollout(model)
+    print(f"  step  obs[{index}]  predicted next  actual next")
+    for t in range(max(0, len(actions) - steps), len(actions)):
+        rollout.set_params(params_at[t])
+        predicted = rollout(obs[t], actions[None, t:t + 1])[0, -1, index]
+        print(f"  {t:4d} {obs[t, index]:+9.3f} {predicted:+15.3f} {obs[t + 1, index]:+12.3f}")
+
+
 def onpolicy_errors(env: RobotEnv, controller: MPCController, episodes: int, horizon: int, seed: int,
-                    before_end: int, baseline: DynamicsModel | None = None) -> dict[str, dict[str, np.ndarray]]:
+                    before_end: int, baseline: DynamicsModel | None = None,
+                    trace: int | None = None) -> dict[str, dict[str, np.ndarray]]:
     """Run `episodes` episodes and score the models on the visited states: {model: {"all" | "late":
     (starts, ds) squared H-step errors}}, "late" being the last `before_end` starts of episodes that
-    ended early. Prints one line per episode."""
+    ended early. Prints one line per episode (and with `trace`, `print_trace` for each early end)."""
     recorder = RecordingController(controller)
     model = controller.model
     scale = model.in_std[: model.obs_dim].numpy().astype(np.float64)
@@ -81,6 +95,8 @@ def onpolicy_errors(env: RobotEnv, controller: MPCController, episodes: int, hor
         result = timed_episode(env, recorder, seed=seed + episode)
         ep = result.episode
         print(f"episode {episode}: {len(ep.actions)} steps{', ' + result.end_reason if result.end_reason else ''}")
+        if trace is not None and ep.terminated:
+            print_trace(model, recorder.params, ep.observations, ep.actions, trace, before_end)
         for name, (m, params) in models.items():
             params_at = recorder.params if params is None else [params] * len(ep.actions)
             err = squared_errors(m, params_at, ep.observations, ep.actions, horizon, scale)
@@ -102,6 +118,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--episode-length", type=int, default=None)
     parser.add_argument("--horizon", type=int, default=15, help="prediction steps (the planner's horizon)")
     parser.add_argument("--before-end", type=int, default=25, help="steps before an early end to report apart")
+    parser.add_argument("--trace", type=int, default=None, metavar="I",
+                        help="print observation I before each early end, as it happened and as predicted")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mpc", nargs="*", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
@@ -111,10 +129,13 @@ def main(argv: list[str] | None = None) -> None:
                        mpc=mpc_settings(args.robot, args.mpc))
     if not isinstance(controller, MPCController):
         parser.error(f"--controller {args.controller!r} does not plan on a learned model")
+    if args.trace is not None and not 0 <= args.trace < controller.model.obs_dim:
+        parser.error(f"--trace: expected an observation index in 0..{controller.model.obs_dim - 1}, got {args.trace}")
     print(f"# {args.robot}, {args.controller} on {args.checkpoint}, task {env.task.name}, H = {args.horizon}; "
           f"{platform.machine()}, {os.cpu_count()} CPUs")
     baseline = load_model(args.baseline)[0] if args.baseline else None
-    errors = onpolicy_errors(env, controller, args.episodes, args.horizon, args.seed, args.before_end, baseline)
+    errors = onpolicy_errors(env, controller, args.episodes, args.horizon, args.seed, args.before_end, baseline,
+                             args.trace)
 
     groups = env.observation_groups or {"state": slice(0, controller.model.obs_dim)}
     print(f"\n{args.horizon}-step squared error, in units of the training data's spread per dimension")

@@ -7,9 +7,11 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 import robots
 from controllers.registry import ControllerConfig, default_mpc, make_controller
+from mbmeta.grbal import load_model
 from robots.base import RobotEnv
 from robots.quadrotor import PayloadTask, QuadrotorEnv
 from scripts.common import SHIPPED, mpc_settings, timed_episode
@@ -174,3 +176,16 @@ def test_onpolicy_error_scores_the_parameters_each_step_planned_with():
     np.testing.assert_array_equal(fixed["planned with"]["all"], fixed["prior"]["all"])
     assert not np.array_equal(adaptive["planned with"]["all"], adaptive["prior"]["all"])
     assert all(np.isfinite(part).all() for parts in adaptive.values() for part in parts.values())
+
+
+def test_onpolicy_trace_prints_what_happened_next_to_the_one_step_prediction(capsys):
+    from scripts.onpolicy_error import print_trace
+
+    model = load_model(SHIPPED / "quadrotor_grbal.pt")[0]
+    obs = np.random.default_rng(0).normal(size=(6, model.obs_dim)).astype(np.float32)
+    actions = np.full((5, model.act_dim), 0.5, np.float32)
+    print_trace(model, [model.prior()] * 5, obs, actions, index=2, steps=3)
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [int(r[0]) for r in rows] == [2, 3, 4]
+    predicted = model.predict(torch.as_tensor(obs[4:5]), torch.as_tensor(actions[4:5]))[0, 2]
+    np.testing.assert_allclose([float(rows[-1][2]), float(rows[-1][3])], [predicted, obs[5, 2]], atol=1e-3)

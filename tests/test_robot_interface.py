@@ -48,14 +48,17 @@ def test_batched_reward_and_termination_equal_the_env(robot_name):
 
 def test_a_safety_margin_only_ever_adds_terminal_states(robot_name):
     """The planner's stricter safe set: margin 0 is the episode's own test, a larger margin flags a
-    superset of states (monotone), and some states the episode lives through count as unsafe at 0.5."""
+    superset of states (monotone), and some states the episode lives through count as unsafe at 0.8; what a
+    planner on a learned model treats as terminal (`planning_terminal`) is a superset again, also monotone."""
     env = robots.make(robot_name)
     _, _, next_obs, _, terms = recorded_transitions(env, robot_name)
     states = torch.as_tensor(next_obs)
     np.testing.assert_array_equal(env.is_terminal(states, 0.0).numpy(), terms)
     flagged = [env.is_terminal(states, m).numpy() for m in (0.0, 0.2, 0.5, 0.8)]
-    for looser, stricter in zip(flagged[:-1], flagged[1:], strict=True):
-        assert (stricter >= looser).all()
+    planning = [env.planning_terminal(states, m).numpy() for m in (0.0, 0.2, 0.5, 0.8)]
+    for flags in (flagged, planning):
+        assert all((stricter >= looser).all() for looser, stricter in zip(flags[:-1], flags[1:], strict=True))
+    assert all((plan >= episode).all() for episode, plan in zip(flagged, planning, strict=True))
     assert flagged[-1].sum() > terms.sum()
 
 
