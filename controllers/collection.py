@@ -24,8 +24,8 @@ def exploration_policy(env: RobotEnv, rng: np.random.Generator) -> Controller:
       will otherwise explore on a model that has never seen them);
     - the ant: a trot whose frequency (1-4 Hz) and hip and ankle amplitudes each episode draws, noise 0.05
       to 0.4. Random actions make the ant twitch in place, and a model that has seen only that knows little
-      of how walking moves it (issue 14: with it the collecting MPC's episodes lasted about 200 steps
-      before a fall, with random actions 100-160);
+      of how walking moves it (issue 14: a model trained with trot data predicted the MPC's own states
+      5 steps ahead with error 0.54 against 0.63 for one without, though also with more data);
     - any other robot: uniform random actions."""
     seed = int(rng.integers(2**31))
     if isinstance(env, QuadrotorEnv):
@@ -47,8 +47,9 @@ def collection_policy(iteration: int, env: RobotEnv, model: DynamicsModel, step_
     It plans without the deployed controller's safety margin, up to the robot's real limits: the model then
     sees the states near them that the margin keeps the deployed controller from (on the quadrotor, models
     collected at margin 0.3 crashed more under the 0.3 planner than models collected at 0; issue 13). What
-    the robot's `planning_terminal` adds at margin 0 stays: the ant's cap on its torso's rise speed kept the
-    collecting MPC's episodes from ending in jumps, and its models walked twice as far (issue 14)."""
+    the robot's `planning_terminal` adds at margin 0 stays: under the ant's cap on its torso's rise speed the
+    collecting MPC's episodes lasted 251 steps on average instead of 128-154 (of 300), and its models walked
+    about twice as far (issue 14)."""
     if iteration == 0:
         return exploration_policy(env, rng)
     config = dataclasses.replace(default_mpc(robots.name_of(env)), adapt=window > 0, k=max(window, 1),
