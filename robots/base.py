@@ -312,4 +312,3 @@ class RobotEnv(gym.Env):
         whatever else the robot knows its models cannot foresee in time (the ant: a torso launched upward).
         The same (N,) bool, a superset of `is_terminal(next_obs, margin)`."""
         return cls.is_terminal(next_obs, margin)
-

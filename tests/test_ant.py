@@ -72,7 +72,6 @@ def test_bad_leg_values_are_rejected_by_field():
         AntTask(broken_leg=0, strength=1.5)
 
 
-
 def test_a_planner_treats_a_fast_rising_torso_as_a_fall_and_the_episode_does_not():
     """The ant falls by jumping, launched by a kick its models underestimate: for a planner, a torso rising
     faster than `PLANNED_MAX_RISE_SPEED` (times 1 - margin) ends the imagined episode; the real one goes on."""
