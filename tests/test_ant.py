@@ -75,12 +75,12 @@ def test_bad_leg_values_are_rejected_by_field():
 def test_a_planner_treats_a_fast_rising_torso_as_a_fall_and_the_episode_does_not():
     """The ant falls by jumping, launched by a kick its models underestimate: for a planner, a torso rising
     faster than `PLANNED_MAX_RISE_SPEED` (times 1 - margin) ends the imagined episode; the real one goes on."""
-    from robots.ant import OBS_VZ, PLANNED_MAX_RISE_SPEED
+    from robots.ant import OBS_VZ, OBS_Z, PLANNED_MAX_RISE_SPEED
 
     env = AntEnv()
     obs, _ = env.reset(seed=0)
     states = np.repeat(obs[None], 3, axis=0)
-    states[:, 0] = 0.6  # torso height mid-range
+    states[:, OBS_Z] = 0.6  # torso height mid-range
     states[:, OBS_VZ] = np.array([0.5, 0.8, 1.2]) * PLANNED_MAX_RISE_SPEED
     np.testing.assert_array_equal(env.is_terminal(states), [False, False, False])
     np.testing.assert_array_equal(env.is_terminal(states, 0.3), [False, False, False])
