@@ -168,13 +168,19 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from scripts.common import mpc_settings
-    from scripts.compare import DEFAULT_CONTROLLERS, CompareConfig, run_compare
+    from scripts.compare import DEFAULT_CONTROLLERS, CompareConfig, merge_results, run_compare
 
     controllers = args.controllers or [c for c in DEFAULT_CONTROLLERS if not (args.quick and c == "oracle")]
     unknown = [c for c in controllers if c not in CONTROLLER_NAMES]
     if unknown:
         raise ValueError(f"unknown controller(s) {unknown}; choose from {list(CONTROLLER_NAMES)}")
+    if args.merge and (args.models or args.quick or args.video):
+        raise ValueError("--merge makes a table of finished runs' results.csv; it runs nothing, so drop --models, "
+                         "--quick and --video")
     missing = [d for d in args.models or [] if not Path(d).is_dir()]
+    missing_csv = [f for f in args.merge or [] if not Path(f).is_file()]
+    if missing_csv:
+        raise ValueError(f"--merge: no file {missing_csv[0]!r} (the results.csv of an mbmeta compare run)")
     if missing:
         raise ValueError(f"--models: no folder {missing[0]!r} (one folder per training seed, each with the files "
                          f"mbmeta export writes: <robot>_grbal.pt, _mb.pt, _pearl.pt, _rl2.pt)")
@@ -186,7 +192,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                            video=Path(args.video) if args.video else None, video_task=args.video_task,
                            mpc=mpc_settings(args.robot, args.mpc),
                            **({"models": [Path(d) for d in args.models]} if args.models else {}))
-    out = run_compare(config)
+    out = merge_results(config, [Path(f) for f in args.merge]) if args.merge else run_compare(config)
     print((out / "results.md").read_text())
     print(f"wrote {out}/: " + ", ".join(sorted(p.name for p in out.iterdir() if p.suffix in (".md", ".csv", ".png"))))
     return 0
@@ -263,7 +269,9 @@ def parser() -> argparse.ArgumentParser:
                                          "with confidence intervals, and plots", formatter_class=RAW,
                          epilog="examples:\n  mbmeta compare ant --quick\n"
                                 "  mbmeta compare quadrotor --models s0/ s1/ s2/ --episodes 10 --out results/q\n"
-                                "  mbmeta compare ant --controllers adaptive oracle --episode-length 1000")
+                                "  mbmeta compare ant --controllers adaptive oracle --episode-length 1000\n"
+                                "  mbmeta compare ant --merge s0/results.csv s12/results.csv --episode-length 1000 "
+                                "--out results/ant")
     cmp.add_argument("robot", choices=ROBOT_NAMES, help=names)
     cmp.add_argument("--controllers", nargs="+", metavar="NAME",
                      help="default: adaptive nonadaptive oracle (held-out tasks only) pearl rl2 scripted random")
@@ -275,6 +283,9 @@ def parser() -> argparse.ArgumentParser:
     cmp.add_argument("--models", metavar="DIR", nargs="+",
                      help="one folder per training seed, each with <robot>_grbal.pt, _mb.pt, _pearl.pt and _rl2.pt "
                           "(default: the shipped models; see mbmeta export)")
+    cmp.add_argument("--merge", metavar="CSV", nargs="+",
+                     help="run nothing: one table (results.md, results.csv) of these runs' results.csv, e.g. one "
+                          "per training seed; pass the --episode-length and --mpc they ran with")
     cmp.add_argument("--video", metavar="FILE", help="also write a side-by-side clip (.mp4 or .gif): adaptive, "
                                                      "non-adaptive (and the oracle, when compared) on the robot's "
                                                      "mid-episode change, same seed")

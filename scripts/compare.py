@@ -11,12 +11,16 @@ Writes to the output folder:
   the robot's mid-episode change), adaptation_loss.png (the adaptation window's loss before and after
   each step, and the guard's fallbacks).
 
+`merge_results` makes one table of several runs' results.csv (say one training seed each, run on different
+days or machines), as if one run had made it: the training seed is the model folder each row names.
+
 The tasks come from the robot's own declarations (`evaluation_tasks`, `change_task`, `metric_labels`), so a
 robot registered in `robots.ROBOTS` is compared like the shipped ones.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import math
 import os
@@ -153,6 +157,51 @@ def run_compare(config: CompareConfig, progress: bool = True) -> Path:
     return out
 
 
+def merge_results(config: CompareConfig, csvs: list[Path]) -> Path:
+    """Writes `config.out`/results.csv and results.md from the rows of several `results.csv` (no plots: those
+    need the episodes' traces). `config.models` becomes the model folders the rows name, in order of first
+    appearance; the controllers, episode length and MPC settings of the header are the config's, so pass the
+    ones the runs used."""
+    rows: list[dict[str, Any]] = []
+    seen: dict[tuple[str, ...], Path] = {}
+    for path in csvs:
+        with open(path, newline="") as f:
+            for raw in csv.DictReader(f):
+                if raw["robot"] != config.robot:
+                    raise ValueError(f"{path}: rows of robot {raw['robot']!r}, not {config.robot!r}")
+                key = tuple(raw[k] for k in ("models", "split", "task", "controller", "seed"))
+                if key in seen:
+                    raise ValueError(f"{path}: the episode {key} is also in {seen[key]}; merge runs that differ "
+                                     f"in model folders, tasks, controllers or episode seeds")
+                seen[key] = path
+                rows.append({k: v if k in TEXT_COLUMNS else parse_value(v) for k, v in raw.items()})
+    longest = max(int(r["steps"]) for r in rows)
+    if config.episode_length is not None and longest > config.episode_length:
+        raise ValueError(f"--episode-length {config.episode_length}: the runs have episodes of {longest} steps; "
+                         f"pass the length they ran with")
+    folders = list(dict.fromkeys(str(r["models"]) for r in rows))
+    for r in rows:
+        r["training_seed"] = folders.index(str(r["models"]))
+    seeds = sorted({int(r["seed"]) for r in rows})
+    config = dataclasses.replace(config, models=[Path(f) for f in folders], seed=seeds[0], episodes=len(seeds),
+                                 controllers=[c for c in config.controllers if any(r["controller"] == c for r in rows)])
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "results.csv", rows)
+    atomic_write(out / "results.md", lambda f: f.write(markdown_table(config, rows).encode()))
+    return out
+
+
+TEXT_COLUMNS = ("robot", "split", "task", "controller", "models")
+
+
+def parse_value(text: str) -> bool | int | float:
+    """A results.csv number or yes/no as `Evaluate` wrote it."""
+    if text in ("True", "False"):
+        return text == "True"
+    return int(text) if text.lstrip("-").isdigit() else float(text)
+
+
 def comparison_video(config: CompareConfig) -> Path:
     """The curve controllers (adaptive, non-adaptive, and the oracle when compared) side by side on
     `config.video_task`, by default the robot's mid-episode change (else its first held-out task): the same
@@ -174,11 +223,12 @@ def comparison_video(config: CompareConfig) -> Path:
     return write_video(config.video, side_by_side(clips), fps=1 / env.dt)
 
 
-def replicate_values(config: CompareConfig, rows: list[dict[str, Any]], key: str) -> tuple[list[float], str]:
-    """The values a confidence interval is taken over: per-training-seed means when the controller uses
-    trained models and there are several seeds, else per-episode values."""
+def replicate_values(rows: list[dict[str, Any]], key: str) -> tuple[list[float], str]:
+    """The values a confidence interval is taken over: per-training-seed means when the rows come from
+    several training seeds (a controller that uses trained models, run on several folders), else
+    per-episode values."""
     values = [float(r[key]) for r in rows]
-    if len(config.models) > 1 and uses_models(config, rows[0]["controller"]):
+    if len({r["training_seed"] for r in rows}) > 1:
         by_seed: dict[int, list[float]] = {}
         for r, v in zip(rows, values, strict=True):
             by_seed.setdefault(r["training_seed"], []).append(v)
@@ -186,12 +236,12 @@ def replicate_values(config: CompareConfig, rows: list[dict[str, Any]], key: str
     return values, "episodes"
 
 
-def cell(config: CompareConfig, rows: list[dict[str, Any]], key: str) -> str:
+def cell(rows: list[dict[str, Any]], key: str) -> str:
     if not rows:
         return "—"
     if isinstance(rows[0][key], bool):
         return f"{sum(bool(r[key]) for r in rows)}/{len(rows)}"
-    values, unit = replicate_values(config, rows, key)
+    values, unit = replicate_values(rows, key)
     mean, half = mean_ci95(values)
     if math.isnan(mean):
         return "—"
@@ -236,7 +286,7 @@ def markdown_table(config: CompareConfig, rows: list[dict[str, Any]]) -> str:
         lines += [f"## {label}", "", "| controller | " + " | ".join(f"{t} ({s})" for s, t in tasks) + " |",
                   "|---|" + "---|" * len(tasks)]
         for name in config.controllers:
-            cells = [cell(config, [r for r in rows if r["controller"] == name and r["task"] == t], key)
+            cells = [cell([r for r in rows if r["controller"] == name and r["task"] == t], key)
                      for _, t in tasks]
             if any(c != "—" for c in cells):
                 lines.append(f"| {name} | " + " | ".join(cells) + " |")

@@ -101,3 +101,11 @@ def test_train_an_rl_learner_writes_checkpoint_log_and_learning_curve_and_resume
     result = run_cli("train", str(config), "--run-dir", str(run), "--budget", "40")
     assert result.returncode == 0, result.stderr
     assert (run / "log.csv").read_text().count("\n") == 3  # header, the first run's iteration, one more
+
+
+def test_compare_merge_names_a_missing_file_and_what_it_cannot_be_combined_with(tmp_path):
+    result = run_cli("compare", "ant", "--merge", str(tmp_path / "none.csv"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "--merge: no file" in result.stderr and "results.csv" in result.stderr
+    result = run_cli("compare", "ant", "--merge", str(tmp_path / "none.csv"), "--quick")
+    assert result.returncode == 2 and "drop --models, --quick and --video" in result.stderr

@@ -15,7 +15,7 @@ from mbmeta.grbal import load_model
 from robots.base import RobotEnv
 from robots.quadrotor import PayloadTask, QuadrotorEnv
 from scripts.common import SHIPPED, mpc_settings, timed_episode
-from scripts.compare import CompareConfig, mpc_changes, run_compare
+from scripts.compare import CompareConfig, merge_results, mpc_changes, run_compare
 from scripts.stats import mean_ci95, t_quantile_975
 
 
@@ -124,6 +124,17 @@ def test_compare_over_two_training_seeds_writes_intervals_csv_and_every_plot(tmp
     assert scripted_row.rstrip().endswith("| — |")
     for plot in ("trajectories.png", "change.png", "adaptation_loss.png"):
         assert (out / plot).stat().st_size > 10_000, plot
+
+    # The same episodes as two runs of one seed each, merged: the same table.
+    parts = []
+    for i in range(2):
+        lines = [line for line in csv[1:] if f",{seeds[i]}," in line]
+        parts.append(tmp_path / f"part{i}.csv")
+        parts[-1].write_text("\n".join([csv[0], *lines]) + "\n")
+    merged = merge_results(dataclasses.replace(config, out=tmp_path / "merged", models=[]), parts)
+    assert (merged / "results.md").read_text() == table
+    with pytest.raises(ValueError, match="also in"):
+        merge_results(config, [parts[0], parts[0]])
 
 
 def test_the_results_say_which_mpc_settings_differ_from_the_robots_defaults():
