@@ -190,7 +190,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                            episode_length=quick.get("episode_length", args.episode_length),
                            workers=args.workers, ray_address=args.ray_address,
                            video=Path(args.video) if args.video else None, video_task=args.video_task,
-                           mpc=mpc_settings(args.robot, args.mpc),
+                           mpc=mpc_settings(args.robot, args.mpc), fresh=args.fresh,
                            **({"models": [Path(d) for d in args.models]} if args.models else {}))
     out = merge_results(config, [Path(f) for f in args.merge]) if args.merge else run_compare(config)
     print((out / "results.md").read_text())
@@ -283,6 +283,8 @@ def parser() -> argparse.ArgumentParser:
     cmp.add_argument("--models", metavar="DIR", nargs="+",
                      help="one folder per training seed, each with <robot>_grbal.pt, _mb.pt, _pearl.pt and _rl2.pt "
                           "(default: the shipped models; see mbmeta export)")
+    cmp.add_argument("--fresh", action="store_true", help="rerun every episode (by default a run that was stopped "
+                                                          "reuses the episodes it finished, kept in OUT/episodes)")
     cmp.add_argument("--merge", metavar="CSV", nargs="+",
                      help="run nothing: one table (results.md, results.csv) of these runs' results.csv, e.g. one "
                           "per training seed; pass the --episode-length and --mpc they ran with")

@@ -11,6 +11,11 @@ Writes to the output folder:
   the robot's mid-episode change), adaptation_loss.png (the adaptation window's loss before and after
   each step, and the guard's fallbacks).
 
+Each finished episode is also kept in `episodes/` (its row and trace), named by everything that decides
+its numbers (robot, task, controller, episode seed and length, MPC settings, the model file's contents): a
+run that is stopped and started again reruns only the episodes it had not finished (`fresh` reruns all).
+After changing the code, start with `fresh`: the name does not cover the code.
+
 `merge_results` makes one table of several runs' results.csv (say one training seed each, run on different
 days or machines), as if one run had made it: the training seed is the model folder each row names.
 
@@ -22,8 +27,12 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import gzip
+import hashlib
+import json
 import math
 import os
+import pickle
 import platform
 from pathlib import Path
 from typing import Any
@@ -60,6 +69,7 @@ class CompareConfig:
     video: Path | None = None  # a side-by-side clip (.mp4 or .gif) of the curve controllers
     video_task: str | None = None  # its task (None: the robot's mid-episode change, else its first held-out task)
     mpc: MPCConfig | None = None  # MPC settings for the model-based controllers and the oracle (None: defaults)
+    fresh: bool = False  # rerun every episode, even those a stopped run kept in `out`/episodes
 
     def __post_init__(self) -> None:
         # The mid-episode change runs for the curve controllers that are being compared, and no others.
@@ -87,6 +97,29 @@ class Evaluate:
     progress: bool = True
 
     def __call__(self, job: EvalJob) -> tuple[dict[str, Any], dict[str, Any]]:
+        saved = self.saved_path(job)
+        if saved is not None and saved.exists() and not self.config.fresh:
+            row, trace = pickle.loads(gzip.decompress(saved.read_bytes()))
+            return {**row, "training_seed": job.training_seed, "models": str(job.models)}, trace
+        row, trace = self.run(job)
+        if saved is not None:
+            atomic_write(saved, lambda f: f.write(gzip.compress(pickle.dumps((row, trace)))))
+        return row, trace
+
+    def saved_path(self, job: EvalJob) -> Path | None:
+        """Where the finished episode is kept: `out`/episodes, under a name made from everything that decides
+        its numbers but the code (None when the controller's model file is missing: `build` says so)."""
+        config = self.config
+        checkpoint = shipped_checkpoint(config.robot, job.controller, job.models)
+        if checkpoint is not None and not checkpoint.is_file():
+            return None
+        key = {"robot": config.robot, "episode_length": config.episode_length, "split": job.split, "task": job.task,
+               "controller": job.controller, "seed": job.seed, "mpc": to_dict(config.mpc) if config.mpc else None,
+               "model": hashlib.sha256(checkpoint.read_bytes()).hexdigest() if checkpoint else None}
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        return Path(config.out) / "episodes" / f"{job.controller}-{job.task}-{job.seed}-{digest}.pkl.gz"
+
+    def run(self, job: EvalJob) -> tuple[dict[str, Any], dict[str, Any]]:
         config = self.config
         env = make_env(config.robot, job.task, episode_length=config.episode_length)
         controller = build(config.robot, job.controller, env, None, job.seed, job.models, config.mpc)
@@ -146,7 +179,12 @@ def run_compare(config: CompareConfig, progress: bool = True) -> Path:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     jobs = make_jobs(config)
-    results = map_ordered(Evaluate(config, progress), jobs, config.workers, config.ray_address)
+    evaluate = Evaluate(config, progress)
+    kept = [p for p in map(evaluate.saved_path, jobs) if p is not None and p.exists()]
+    if kept and not config.fresh and progress:
+        print(f"{len(kept)} of {len(jobs)} episodes finished earlier: reusing them from {out / 'episodes'} "
+              f"(--fresh reruns them)", flush=True)
+    results = map_ordered(evaluate, jobs, config.workers, config.ray_address)
     rows = [row for row, _ in results]
     write_csv(out / "results.csv", rows)
     table = markdown_table(config, rows)

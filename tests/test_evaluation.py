@@ -15,7 +15,7 @@ from mbmeta.grbal import load_model
 from robots.base import RobotEnv
 from robots.quadrotor import PayloadTask, QuadrotorEnv
 from scripts.common import SHIPPED, mpc_settings, timed_episode
-from scripts.compare import CompareConfig, merge_results, mpc_changes, run_compare
+from scripts.compare import CompareConfig, Evaluate, make_jobs, merge_results, mpc_changes, run_compare
 from scripts.stats import mean_ci95, t_quantile_975
 
 
@@ -124,6 +124,13 @@ def test_compare_over_two_training_seeds_writes_intervals_csv_and_every_plot(tmp
     assert scripted_row.rstrip().endswith("| — |")
     for plot in ("trajectories.png", "change.png", "adaptation_loss.png"):
         assert (out / plot).stat().st_size > 10_000, plot
+
+    # Run again: every episode is reused (the measured latencies too), until a model file changes.
+    assert (run_compare(config, progress=False) / "results.csv").read_text().splitlines() == csv
+    job = next(j for j in make_jobs(config) if j.controller == "nonadaptive")
+    before = Evaluate(config).saved_path(job)
+    shutil.copy(SHIPPED / "quadrotor_grbal.pt", job.models / "quadrotor_mb.pt")
+    assert before.exists() and Evaluate(config).saved_path(job) != before
 
     # The same episodes as two runs of one seed each, merged: the same table.
     parts = []
