@@ -284,7 +284,10 @@ def cell(rows: list[dict[str, Any]], key: str) -> str:
     if math.isnan(mean):
         return "—"
     n = sum(not math.isnan(v) for v in values)
-    return f"{mean:.2f} ± {half:.2f} ({n} {unit})" if not math.isnan(half) else f"{mean:.2f} (1 {unit[:-1]})"
+    if math.isnan(half):
+        return f"{mean:.2f} (1 {unit[:-1]})"
+    each = ": " + ", ".join(f"{v:.2f}" for v in values) if unit == "seeds" else ""  # few: show each seed's mean
+    return f"{mean:.2f} ± {half:.2f} ({n} {unit}{each})"
 
 
 def mpc_changes(config: CompareConfig) -> str:
@@ -315,7 +318,7 @@ def markdown_table(config: CompareConfig, rows: list[dict[str, Any]]) -> str:
              f"{config.seed + config.episodes - 1}); episode length {config.episode_length or 'the robot default'}; "
              f"machine {platform.machine()}, {os.cpu_count()} cores; MPC {mpc_changes(config)}.", "",
              "Each cell: mean ± half-width of the 95% Student-t confidence interval, over the replicates named "
-             "in brackets (training seeds: the mean of each seed's episodes; episodes: one value each). Yes/no "
+             "in brackets (training seeds: the mean of each seed's episodes, listed; episodes: one value each). Yes/no "
              "metrics: how many episodes out of all. Episodes that ended early count with what they did until then.",
              ""]
     for key, label in labels.items():

@@ -117,7 +117,7 @@ def test_compare_over_two_training_seeds_writes_intervals_csv_and_every_plot(tmp
     # tasks (3) x (2 model-based controllers x 2 seeds + scripted once) x 2 episodes + change: 2 curves x 2 seeds x 2
     assert len(csv) - 1 == 3 * (2 * 2 + 1) * 2 + 2 * 2 * 2
     table = (out / "results.md").read_text()
-    assert "## RMS tracking error (m)" in table and "(2 seeds)" in table and "(2 episodes)" in table
+    assert "## RMS tracking error (m)" in table and "(2 seeds: " in table and "(2 episodes)" in table
     assert "## crashed" in table and "## adaptation fallback rate" in table
     assert "| pickup (change) |" in table and "scripted | " in table  # the change: a column, for the curve ones
     scripted_row = next(line for line in table.splitlines() if line.startswith("| scripted |"))
