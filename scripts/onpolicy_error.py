@@ -13,7 +13,9 @@ Errors are mean squared errors per state dimension in units of that dimension's 
 model's training data, averaged over the robot's observation groups (`observation_groups`), reported
 over all visited states and over the last `--before-end` steps of episodes that ended early (what the
 model believed just before a crash or a fall). Random-action data says little about this: these are
-the states the planner steers into. `--trace I` also prints, for each episode that ended early, its last
+the states the planner steers into. It also prints how much more reward per step each model predicted
+along those actions than happened: a planner that picks the best of many candidates is drawn to where
+its model is optimistic. `--trace I` also prints, for each episode that ended early, its last
 `--before-end` steps of observation I as it happened and as predicted one step ahead with the parameters the
 controller planned with (on the ant, I = 15, the torso's upward speed, shows the kick that launches a jump).
 """
@@ -54,17 +56,29 @@ class RecordingController:
         return getattr(self.controller, name)
 
 
-def squared_errors(model: DynamicsModel, params_at: list[Params], obs: np.ndarray, actions: np.ndarray,
-                   horizon: int, scale: np.ndarray) -> np.ndarray:
-    """(starts, ds) squared H-step error from every state with H steps after it, in units of `scale`: the
-    planners' reference rollout from that state along the actions taken, with that step's parameters."""
+def predicted_paths(model: DynamicsModel, params_at: list[Params], obs: np.ndarray, actions: np.ndarray,
+                    horizon: int) -> np.ndarray:
+    """(starts, H, ds): from every state with H steps after it, the planners' reference rollout along the
+    actions taken, with that step's parameters."""
     rollout = TorchRollout(model)
     rows = []
     for t in range(len(actions) - horizon + 1):
         rollout.set_params(params_at[t])
-        predicted = rollout(obs[t], actions[None, t:t + horizon])[0, -1]
-        rows.append(((predicted - obs[t + horizon]) / scale) ** 2)
-    return np.stack(rows) if rows else np.zeros((0, obs.shape[1]))
+        rows.append(rollout(obs[t], actions[None, t:t + horizon])[0, 1:])  # without the start state
+    return np.stack(rows) if rows else np.zeros((0, horizon, obs.shape[1]))
+
+
+def reward_bias(env: RobotEnv, paths: np.ndarray, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """(starts,) the reward per step the model predicted along each path minus the reward that happened
+    along the same actions: positive where the model is optimistic (what a planner that picks the best of
+    many candidates on it is drawn to)."""
+    starts, horizon, ds = paths.shape
+    index = np.arange(starts)[:, None] + np.arange(horizon)  # (starts, H) step of each path element
+    before = np.concatenate([obs[:starts, None], paths[:, :-1]], axis=1)
+    flat = lambda a: a.reshape(starts * horizon, -1)  # noqa: E731
+    predicted = env.reward(flat(before), flat(actions[index]), flat(paths)).reshape(starts, horizon)
+    happened = env.reward(flat(obs[index]), flat(actions[index]), flat(obs[index + 1])).reshape(starts, horizon)
+    return (predicted - happened).mean(axis=1)
 
 
 def print_trace(model: DynamicsModel, params_at: list[Params], obs: np.ndarray, actions: np.ndarray, index: int,
@@ -82,15 +96,17 @@ def onpolicy_errors(env: RobotEnv, controller: MPCController, episodes: int, hor
                     before_end: int, baseline: DynamicsModel | None = None,
                     trace: int | None = None) -> dict[str, dict[str, np.ndarray]]:
     """Run `episodes` episodes and score the models on the visited states: {model: {"all" | "late":
-    (starts, ds) squared H-step errors}}, "late" being the last `before_end` starts of episodes that
-    ended early. Prints one line per episode (and with `trace`, `print_trace` for each early end)."""
+    (starts, ds) squared H-step errors, "reward bias": (starts,) `reward_bias`}}, "late" being the last
+    `before_end` starts of episodes that ended early. Prints one line per episode (and with `trace`,
+    `print_trace` for each early end)."""
     recorder = RecordingController(controller)
     model = controller.model
     scale = model.in_std[: model.obs_dim].numpy().astype(np.float64)
     models = {"planned with": (model, None), "prior": (model, controller.adapter.prior)}
     if baseline is not None:
         models["baseline"] = (baseline, baseline.prior())
-    errors: dict[str, dict[str, list[np.ndarray]]] = {name: {"all": [], "late": []} for name in models}
+    errors: dict[str, dict[str, list[np.ndarray]]] = {name: {"all": [], "late": [], "reward bias": []}
+                                                      for name in models}
     for episode in range(episodes):
         result = timed_episode(env, recorder, seed=seed + episode)
         ep = result.episode
@@ -99,8 +115,10 @@ def onpolicy_errors(env: RobotEnv, controller: MPCController, episodes: int, hor
             print_trace(model, recorder.params, ep.observations, ep.actions, trace, before_end)
         for name, (m, params) in models.items():
             params_at = recorder.params if params is None else [params] * len(ep.actions)
-            err = squared_errors(m, params_at, ep.observations, ep.actions, horizon, scale)
+            paths = predicted_paths(m, params_at, ep.observations, ep.actions, horizon)
+            err = ((paths[:, -1] - ep.observations[horizon:horizon + len(paths)]) / scale) ** 2
             errors[name]["all"].append(err)
+            errors[name]["reward bias"].append(reward_bias(env, paths, ep.observations, ep.actions))
             if ep.terminated:
                 errors[name]["late"].append(err[-before_end:])
     return {name: {k: np.concatenate(v) if v else np.zeros((0, model.obs_dim)) for k, v in parts.items()}
@@ -146,6 +164,11 @@ def main(argv: list[str] | None = None) -> None:
             if len(err):
                 cells = "".join(f"{err[:, s].mean():>20.3g}" for s in groups.values())
                 print(f"{name:<14} {label:<22}{cells}{err.mean():>10.3g}")
+    print(f"\nreward per step predicted over the {args.horizon} steps along the actions taken, minus what happened "
+          f"(mean ± s.e. over starts; > 0: optimistic)")
+    for name, parts in errors.items():
+        bias = parts["reward bias"]
+        print(f"{name:<14} {bias.mean():+.3f} ± {bias.std() / np.sqrt(max(len(bias), 1)):.3f}")
 
 
 if __name__ == "__main__":

@@ -196,6 +196,24 @@ def test_onpolicy_error_scores_the_parameters_each_step_planned_with():
     assert all(np.isfinite(part).all() for parts in adaptive.values() for part in parts.values())
 
 
+def test_reward_bias_is_zero_for_what_happened_and_positive_for_an_optimistic_path():
+    from scripts.onpolicy_error import reward_bias
+
+    env = robots.make("ant")
+    obs, _ = env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    observations, actions = [obs], rng.uniform(-0.3, 0.3, (12, 8))
+    for a in actions:
+        observations.append(env.step(a)[0])
+    observations = np.array(observations)
+    horizon = 4
+    paths = np.stack([observations[t + 1:t + 1 + horizon] for t in range(len(actions) - horizon + 1)])
+    np.testing.assert_allclose(reward_bias(env, paths, observations, actions), 0.0, atol=1e-12)
+    faster = paths.copy()
+    faster[..., 13] += 0.5  # the ant's forward speed (its reward's first term), 0.5 m/s more than happened
+    np.testing.assert_allclose(reward_bias(env, faster, observations, actions), 0.5, atol=1e-9)
+
+
 def test_onpolicy_trace_prints_what_happened_next_to_the_one_step_prediction(capsys):
     from scripts.onpolicy_error import print_trace
 
