@@ -72,7 +72,7 @@ def reward_bias(env: RobotEnv, paths: np.ndarray, obs: np.ndarray, actions: np.n
     """(starts,) the reward per step the model predicted along each path minus the reward that happened
     along the same actions: positive where the model is optimistic (what a planner that picks the best of
     many candidates on it is drawn to)."""
-    starts, horizon, ds = paths.shape
+    starts, horizon, _ = paths.shape
     index = np.arange(starts)[:, None] + np.arange(horizon)  # (starts, H) step of each path element
     before = np.concatenate([obs[:starts, None], paths[:, :-1]], axis=1)
     flat = lambda a: a.reshape(starts * horizon, -1)  # noqa: E731
