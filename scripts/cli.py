@@ -178,12 +178,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise ValueError("--merge makes a table of finished runs' results.csv; it runs nothing, so drop --models, "
                          "--quick and --video")
     missing = [d for d in args.models or [] if not Path(d).is_dir()]
-    missing_csv = [f for f in args.merge or [] if not Path(f).is_file()]
-    if missing_csv:
-        raise ValueError(f"--merge: no file {missing_csv[0]!r} (the results.csv of an mbmeta compare run)")
     if missing:
         raise ValueError(f"--models: no folder {missing[0]!r} (one folder per training seed, each with the files "
                          f"mbmeta export writes: <robot>_grbal.pt, _mb.pt, _pearl.pt, _rl2.pt)")
+    missing = [f for f in args.merge or [] if not Path(f).is_file()]
+    if missing:
+        raise ValueError(f"--merge: no file {missing[0]!r} (the results.csv of an mbmeta compare run)")
     quick = {"episodes": 2, "episode_length": QUICK_LENGTH.get(args.robot, 200)} if args.quick else {}
     config = CompareConfig(robot=args.robot, controllers=controllers, out=Path(args.out or f"results/{args.robot}"),
                            seed=args.seed, episodes=quick.get("episodes", args.episodes),

@@ -197,6 +197,7 @@ def test_onpolicy_error_scores_the_parameters_each_step_planned_with():
 
 
 def test_reward_bias_is_zero_for_what_happened_and_positive_for_an_optimistic_path():
+    from robots.ant import OBS_VX
     from scripts.onpolicy_error import reward_bias
 
     env = robots.make("ant")
@@ -210,7 +211,7 @@ def test_reward_bias_is_zero_for_what_happened_and_positive_for_an_optimistic_pa
     paths = np.stack([observations[t + 1:t + 1 + horizon] for t in range(len(actions) - horizon + 1)])
     np.testing.assert_allclose(reward_bias(env, paths, observations, actions), 0.0, atol=1e-12)
     faster = paths.copy()
-    faster[..., 13] += 0.5  # the ant's forward speed (its reward's first term), 0.5 m/s more than happened
+    faster[..., OBS_VX] += 0.5  # the ant's forward speed (its reward's first term), 0.5 m/s more than happened
     np.testing.assert_allclose(reward_bias(env, faster, observations, actions), 0.5, atol=1e-9)
 
 
