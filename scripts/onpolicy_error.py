@@ -2,6 +2,8 @@
 
     python -m scripts.onpolicy_error quadrotor --controller adaptive --checkpoint runs/q/checkpoint.pt \\
         --task heavy-payload --episodes 3 [--baseline runs/q-mb/checkpoint.pt]
+    python -m scripts.onpolicy_error ant --controller oracle --checkpoint runs/ant/ant_mb.pt \\
+        --task broken-leg-3 --episodes 1 --episode-length 100
 
 Runs the model-based controller for a few episodes and records, every step, the parameters it planned
 with (adapted, or the prior after a refused step). Afterwards, from every visited state, the H-step
@@ -18,6 +20,10 @@ along those actions than happened: a planner that picks the best of many candida
 its model is optimistic. `--trace I` also prints, for each episode that ended early, its last
 `--before-end` steps of observation I as it happened and as predicted one step ahead with the parameters the
 controller planned with (on the ant, I = 15, the torso's upward speed, shows the kick that launches a jump).
+
+With `--controller oracle` (or any controller that plans on no learned model) the states are the
+controller's and the checkpoint's prior is scored on them ("checkpoint"): does the model know the motions
+the ceiling uses? A model pessimistic there (reward bias < 0) keeps a planner on it from choosing them.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import platform
 
 import numpy as np
 
+from controllers.base import Controller
 from controllers.mpc import MPCController
 from controllers.rollout import TorchRollout
 from mbmeta.grbal import load_model
@@ -92,17 +99,24 @@ def print_trace(model: DynamicsModel, params_at: list[Params], obs: np.ndarray, 
         print(f"  {t:4d} {obs[t, index]:+9.3f} {predicted:+15.3f} {obs[t + 1, index]:+12.3f}")
 
 
-def onpolicy_errors(env: RobotEnv, controller: MPCController, episodes: int, horizon: int, seed: int,
-                    before_end: int, baseline: DynamicsModel | None = None,
-                    trace: int | None = None) -> dict[str, dict[str, np.ndarray]]:
+def onpolicy_errors(env: RobotEnv, controller: Controller, episodes: int, horizon: int, seed: int,
+                    before_end: int, baseline: DynamicsModel | None = None, trace: int | None = None,
+                    scored: DynamicsModel | None = None) -> dict[str, dict[str, np.ndarray]]:
     """Run `episodes` episodes and score the models on the visited states: {model: {"all" | "late":
     (starts, ds) squared H-step errors, "reward bias": (starts,) `reward_bias`}}, "late" being the last
     `before_end` starts of episodes that ended early. Prints one line per episode (and with `trace`,
-    `print_trace` for each early end)."""
-    recorder = RecordingController(controller)
-    model = controller.model
+    `print_trace` for each early end). An MPC controller's own model is scored as it planned and as its
+    prior; for any other controller (the oracle) the `scored` model's prior ("checkpoint")."""
+    if isinstance(controller, MPCController):
+        recorder = RecordingController(controller)
+        model = controller.model
+        models = {"planned with": (model, None), "prior": (model, controller.adapter.prior)}
+    else:
+        if scored is None:
+            raise ValueError(f"{type(controller).__name__} plans on no learned model: pass the model to score")
+        recorder, model = controller, scored  # type: ignore[assignment]
+        models = {"checkpoint": (model, model.prior())}
     scale = model.in_std[: model.obs_dim].numpy().astype(np.float64)
-    models = {"planned with": (model, None), "prior": (model, controller.adapter.prior)}
     if baseline is not None:
         models["baseline"] = (baseline, baseline.prior())
     errors: dict[str, dict[str, list[np.ndarray]]] = {name: {"all": [], "late": [], "reward bias": []}
@@ -128,7 +142,9 @@ def onpolicy_errors(env: RobotEnv, controller: MPCController, episodes: int, hor
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("robot")
-    parser.add_argument("--controller", default="adaptive", help="a model-based controller (adaptive, nonadaptive)")
+    parser.add_argument("--controller", default="adaptive",
+                        help="a model-based controller (adaptive, nonadaptive), or oracle: score the checkpoint "
+                             "on the oracle's states")
     parser.add_argument("--checkpoint", required=True, help="the controller's dynamics model")
     parser.add_argument("--baseline", help="another model to score on the same states (e.g. the MB model)")
     parser.add_argument("--task", default=None)
@@ -143,19 +159,20 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     env = make_env(args.robot, args.task, args.episode_length)
+    model = load_model(args.checkpoint)[0]
     controller = build(args.robot, args.controller, env, args.checkpoint, args.seed,
                        mpc=mpc_settings(args.robot, args.mpc))
-    if not isinstance(controller, MPCController):
-        parser.error(f"--controller {args.controller!r} does not plan on a learned model")
-    if args.trace is not None and not 0 <= args.trace < controller.model.obs_dim:
-        parser.error(f"--trace: expected an observation index in 0..{controller.model.obs_dim - 1}, got {args.trace}")
+    if args.trace is not None and not isinstance(controller, MPCController):
+        parser.error(f"--trace: {args.controller!r} plans on no learned model; trace a model-based controller")
+    if args.trace is not None and not 0 <= args.trace < model.obs_dim:
+        parser.error(f"--trace: expected an observation index in 0..{model.obs_dim - 1}, got {args.trace}")
     print(f"# {args.robot}, {args.controller} on {args.checkpoint}, task {env.task.name}, H = {args.horizon}; "
           f"{platform.machine()}, {os.cpu_count()} CPUs")
     baseline = load_model(args.baseline)[0] if args.baseline else None
     errors = onpolicy_errors(env, controller, args.episodes, args.horizon, args.seed, args.before_end, baseline,
-                             args.trace)
+                             args.trace, scored=model)
 
-    groups = env.observation_groups or {"state": slice(0, controller.model.obs_dim)}
+    groups = env.observation_groups or {"state": slice(0, model.obs_dim)}
     print(f"\n{args.horizon}-step squared error, in units of the training data's spread per dimension")
     print(f"{'model':<14} {'states':<22}" + "".join(f"{g:>20}" for g in groups) + f"{'all':>10}")
     for name, parts in errors.items():

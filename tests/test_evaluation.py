@@ -196,6 +196,23 @@ def test_onpolicy_error_scores_the_parameters_each_step_planned_with():
     assert all(np.isfinite(part).all() for parts in adaptive.values() for part in parts.values())
 
 
+def test_onpolicy_error_scores_a_checkpoint_on_the_states_of_a_controller_without_a_model():
+    """E.g. the oracle's states: the checkpoint's prior is scored there; scored again as the baseline it
+    gives the same numbers; without a model to score it is a clear error."""
+    from scripts.onpolicy_error import onpolicy_errors
+
+    env = robots.make("quadrotor", episode_length=20)
+    model = load_model(SHIPPED / "quadrotor_grbal.pt")[0]
+    controller = make_controller(ControllerConfig(controller="scripted", seed=0), env)
+    errors = onpolicy_errors(env, controller, episodes=1, horizon=4, seed=0, before_end=5, baseline=model,
+                             scored=model)
+    assert set(errors) == {"checkpoint", "baseline"}
+    assert errors["checkpoint"]["all"].shape == (20 - 4 + 1, model.obs_dim)
+    np.testing.assert_array_equal(errors["checkpoint"]["all"], errors["baseline"]["all"])
+    with pytest.raises(ValueError, match="plans on no learned model"):
+        onpolicy_errors(env, controller, episodes=1, horizon=4, seed=0, before_end=5)
+
+
 def test_reward_bias_is_zero_for_what_happened_and_positive_for_an_optimistic_path():
     from robots.ant import OBS_VX
     from scripts.onpolicy_error import reward_bias
