@@ -40,7 +40,7 @@ from controllers.rollout import TorchRollout
 from mbmeta.grbal import load_model
 from mbmeta.model import DynamicsModel, Params
 from robots.base import RobotEnv
-from scripts.common import build, make_env, mpc_settings, timed_episode
+from scripts.common import build, format_metrics, make_env, mpc_settings, timed_episode
 
 
 class RecordingController:
@@ -124,7 +124,8 @@ def onpolicy_errors(env: RobotEnv, controller: Controller, episodes: int, horizo
     for episode in range(episodes):
         result = timed_episode(env, recorder, seed=seed + episode)
         ep = result.episode
-        print(f"episode {episode}: {len(ep.actions)} steps{', ' + result.end_reason if result.end_reason else ''}")
+        print(f"episode {episode}: {len(ep.actions)} steps{', ' + result.end_reason if result.end_reason else ''}, "
+              f"{format_metrics(result.metrics, env.metric_labels)}, reward per step {np.mean(ep.rewards):.3f}")
         if trace is not None and ep.terminated:
             print_trace(model, recorder.params, ep.observations, ep.actions, trace, before_end)
         for name, (m, params) in models.items():
