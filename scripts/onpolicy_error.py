@@ -2,8 +2,8 @@
 
     python -m scripts.onpolicy_error quadrotor --controller adaptive --checkpoint runs/q/checkpoint.pt \\
         --task heavy-payload --episodes 3 [--baseline runs/q-mb/checkpoint.pt]
-    python -m scripts.onpolicy_error ant --controller oracle --checkpoint runs/ant/ant_mb.pt \\
-        --task broken-leg-3 --episodes 1 --episode-length 100
+    python -m scripts.onpolicy_error ant --controller oracle --checkpoint mbmeta/checkpoints/ant_mb.pt \\
+        --task broken-leg-3 --episodes 1 --episode-length 120
 
 Runs the model-based controller for a few episodes and records, every step, the parameters it planned
 with (adapted, or the prior after a refused step). Afterwards, from every visited state, the H-step
@@ -159,6 +159,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mpc", nargs="*", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
 
+    if args.controller in ("pearl", "rl2"):
+        parser.error(f"--controller {args.controller}: runs on its own trained file, not on --checkpoint's dynamics "
+                     "model; to score the model on a reference's states use --controller oracle")
     env = make_env(args.robot, args.task, args.episode_length)
     model = load_model(args.checkpoint)[0]
     controller = build(args.robot, args.controller, env, args.checkpoint, args.seed,
