@@ -163,9 +163,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--controller {args.controller}: runs on its own trained file, not on --checkpoint's dynamics "
                      "model; to score the model on a reference's states use --controller oracle")
     env = make_env(args.robot, args.task, args.episode_length)
-    model = load_model(args.checkpoint)[0]
     controller = build(args.robot, args.controller, env, args.checkpoint, args.seed,
                        mpc=mpc_settings(args.robot, args.mpc))
+    # an MPC controller has loaded the checkpoint already; the oracle ignores it, so it is loaded here
+    model = controller.model if isinstance(controller, MPCController) else load_model(args.checkpoint)[0]
     if args.trace is not None and not isinstance(controller, MPCController):
         parser.error(f"--trace: {args.controller!r} plans on no learned model; trace a model-based controller")
     if args.trace is not None and not 0 <= args.trace < model.obs_dim:
