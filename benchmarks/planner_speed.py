@@ -3,11 +3,13 @@
     python -m benchmarks.planner_speed [--quick] [--repeats 15]
 
 Part 1 times each robot's default controller (adapt on 5 transitions + plan), adaptive and not, on
-each CPU backend (and CUDA where a GPU is present). Part 2 sweeps model width/depth and population
-for the three planners. Part 3 times the model rollout alone (what the fused kernels replace) with
-the torch/fused ratio, measured side by side. Each row gives the median and p99 wall time of one control step and the
-achieved model FLOP rate, next to this machine's measured float32 matrix-multiply rate. Models have
-random weights: speed does not depend on their values.
+each CPU backend (and CUDA where a GPU is present); for a robot with a mirror symmetry also with
+`mirror` (each step picks the model or its mirror image, then plans in that frame). Part 2 sweeps
+model width/depth and population for the three planners. Part 3 times the model rollout alone (what
+the fused kernels replace) with the torch/fused ratio, measured side by side. Each row gives the
+median and p99 wall time of one control step and the achieved model FLOP rate, next to this
+machine's measured float32 matrix-multiply rate. Models have random weights: speed does not depend
+on their values.
 """
 
 from __future__ import annotations
@@ -67,8 +69,11 @@ def time_controller(robot: str, hidden: tuple[int, ...], mpc: MPCConfig, repeats
     model = DynamicsModel(env.observation_space.shape[0], env.action_space.shape[0], ModelConfig(hidden=hidden))
     step_sizes = {n: torch.full_like(p, 0.01) for n, p in model.prior().items()}
     controller = MPCController(env.observation_space, env.action_space, model, step_sizes, env.reward,
-                               env.is_terminal, mpc)
-    controller.rollout = counter = CountingRollout(controller.rollout)
+                               env.is_terminal, mpc, mirror=env.mirror)
+    if mpc.mirror:  # count inside the mirror, which the controller switches on and off
+        controller.rollout.inner = counter = CountingRollout(controller.rollout.inner)
+    else:
+        controller.rollout = counter = CountingRollout(controller.rollout)
     obs, _ = env.reset(seed=seed)
     controller.reset(obs)
     rng = np.random.default_rng(seed)
@@ -99,17 +104,18 @@ def main(argv: list[str] | None = None) -> None:
           f"({torch.get_num_threads()} threads); float32 matmul 2048x2048: {peak:.0f} GFLOP/s; "
           f"median and p99 of {args.repeats} control steps\n")
     print("Part 1: default controllers (CEM, iCEM refinements), one control step = adapt + plan")
-    print("| robot | model | planner | adaptive | backend | p50 ms | p99 ms | GFLOP/s | % of matmul |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| robot | model | planner | adaptive | mirror | backend | p50 ms | p99 ms | GFLOP/s | % of matmul |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for robot, mpc in DEFAULT_MPC.items():
         p = mpc.planner
-        for adaptive in (True, False):
-            for backend in backends:
-                cfg = dataclasses.replace(mpc, adapt=adaptive, backend=backend)
-                p50, p99, rate = time_controller(robot, DEFAULT_MODELS[robot], cfg, args.repeats)
-                print(f"| {robot} | {'x'.join(map(str, DEFAULT_MODELS[robot]))} | N={p.population} "
-                      f"H={p.horizon} it={p.iterations} | {adaptive} | {backend} | {p50:.1f} | {p99:.1f} | "
-                      f"{rate:.1f} | {100 * rate / peak:.0f}% |")
+        for mirror in (False, True) if robots.ROBOTS[robot].mirror else (False,):
+            for adaptive in (True, False):
+                for backend in backends:
+                    cfg = dataclasses.replace(mpc, adapt=adaptive, backend=backend, mirror=mirror)
+                    p50, p99, rate = time_controller(robot, DEFAULT_MODELS[robot], cfg, args.repeats)
+                    print(f"| {robot} | {'x'.join(map(str, DEFAULT_MODELS[robot]))} | N={p.population} "
+                          f"H={p.horizon} it={p.iterations} | {adaptive} | {mirror} | {backend} | {p50:.1f} | "
+                          f"{p99:.1f} | {rate:.1f} | {100 * rate / peak:.0f}% |")
     if not args.quick:
         sweep(backends, peak, args.repeats)
     rollouts_alone(args.repeats)

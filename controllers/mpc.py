@@ -3,6 +3,10 @@
 Each step the adaptive controller takes one gradient step from the meta-learned prior on the last
 k transitions (`mbmeta.adaptation.OnlineAdapter`), then plans on the adapted model; the
 non-adaptive controller plans on the prior. Everything else is shared.
+
+With `mirror` (for a robot that declares its mirror symmetry, `robots.base.Mirror`), each step also asks
+which explains the last k transitions better, the model or its mirror image, and adapts and plans in the
+frame that does: a leg never seen to break is known by the model if its mirror image was (issue 14).
 """
 
 from __future__ import annotations
@@ -14,14 +18,16 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+import torch
 from gymnasium import spaces
 
 from controllers.base import Controller
 from controllers.planners import Evaluate, PlannerConfig, make_planner
-from controllers.rollout import Backend, make_rollout
+from controllers.rollout import Backend, MirroredRollout, make_rollout
 from mbmeta.adaptation import OnlineAdapter
-from mbmeta.config import NON_NEGATIVE, Range, at_least, check_fields
+from mbmeta.config import NON_NEGATIVE, FieldError, Range, at_least, check_fields
 from mbmeta.model import DynamicsModel, Params
+from robots.base import Mirror
 
 RewardFn = Callable[[Any, Any, Any], Any]
 TerminalFn = Callable[[Any], Any]
@@ -43,6 +49,10 @@ class MPCConfig:
     # Plan as if the episode ended this fraction inside each termination limit (the robot's
     # `planning_terminal(margin)`): keeps the plan away from the states where a learned model is least trusted.
     safety_margin: float = 0.0
+    # Use the robot's mirror symmetry: each step, the prior's loss on the last k transitions, as they happened
+    # and mirrored, says whether the robot behaves like the model or like its mirror image; the controller
+    # adapts and plans in that frame. Works with and without `adapt` (the choice itself is an adaptation).
+    mirror: bool = False
     seed: int = 0
 
     RANGES: ClassVar[dict[str, Range]] = {"k": at_least(1), "inner_steps": at_least(1),
@@ -79,14 +89,21 @@ class MPCController(Controller):
 
     def __init__(self, observation_space: spaces.Box, action_space: spaces.Box, model: DynamicsModel,
                  step_sizes: Params, reward: RewardFn, is_terminal: TerminalFn,
-                 config: MPCConfig | None = None) -> None:
+                 config: MPCConfig | None = None, mirror: Mirror | None = None) -> None:
         super().__init__(observation_space, action_space)
         config = config or MPCConfig()
+        if config.mirror and mirror is None:
+            raise FieldError("MPCConfig", "mirror", "this robot declares no mirror symmetry (its RobotEnv.mirror); "
+                                                    "leave mirror false")
         self.config = config = dataclasses.replace(config, k=config.k or 5, inner_steps=config.inner_steps or 1)
         self.model, self.reward = model, reward
         self.is_terminal = functools.partial(is_terminal, margin=config.safety_margin) if config.safety_margin \
             else is_terminal
         self.rollout = make_rollout(config.backend, model)
+        if config.mirror:
+            self.rollout = MirroredRollout(self.rollout, mirror)
+        self.mirror = mirror
+        self.mirrored_steps = 0  # control steps planned in the mirror's frame
         self.planner = make_planner(config.planner, action_space.low, action_space.high, seed=config.seed)
         self.adapter = OnlineAdapter(model, step_sizes, steps=config.inner_steps, from_prior=config.from_prior,
                                      max_loss_ratio=config.max_loss_ratio, backtracking=config.backtracking,
@@ -109,7 +126,7 @@ class MPCController(Controller):
             self.rollout.set_params(self.adapter.adapt(obs, act, obs))
         self.planner.plan(make_evaluate(self.rollout, self.reward, self.is_terminal, obs[0]))
         self.planner.rng.bit_generator.state = rng_state
-        self.adapter.adaptations = self.adapter.fallbacks = 0
+        self.adapter.adaptations = self.adapter.fallbacks = self.mirrored_steps = 0
         self.reset(obs[0])
 
     def reset(self, obs: np.ndarray, new_task: bool = True) -> None:
@@ -117,6 +134,8 @@ class MPCController(Controller):
         self.window.clear()
         self.adapter.reset()
         self.rollout.set_params(self.adapter.prior)
+        if self.config.mirror:
+            self.rollout.mirrored = False
 
     def _act(self, obs: np.ndarray) -> np.ndarray:
         far = np.flatnonzero(np.abs(obs - self._trained_mean) > 10 * self._trained_std)
@@ -126,13 +145,30 @@ class MPCController(Controller):
                                            f"deviations of the model's training data (mean {self._trained_mean[i]:g}, "
                                            f"std {self._trained_std[i]:g}): its predictions there are guesses "
                                            f"(warned once)")
-        self._adapted = self.config.adapt and len(self.window) == self.config.k
+        full = len(self.window) == self.config.k
+        self._adapted = self.config.adapt and full
+        if full and self.config.mirror:
+            self._choose_frame()
         if self._adapted:
             obs_w, act_w, next_w = (np.stack(x) for x in zip(*self.window, strict=True))
+            if self.config.mirror and self.rollout.mirrored:  # adapt the model of the mirror image
+                obs_w, act_w, next_w = self.mirror.obs(obs_w), self.mirror.action(act_w), self.mirror.obs(next_w)
             self.rollout.set_params(self.adapter.adapt(obs_w, act_w, next_w))
         plan = self.planner.plan(make_evaluate(self.rollout, self.reward, self.is_terminal, obs.astype(np.float32)))
         self.plans += 1
         return plan[0]
+
+    def _choose_frame(self) -> None:
+        """Plan in the frame whose model, the prior as trained or seen in the mirror, predicts the last k
+        transitions better."""
+        obs, act, next_obs = (np.stack(x) for x in zip(*self.window, strict=True))
+        mirrored = (self.mirror.obs(obs), self.mirror.action(act), self.mirror.obs(next_obs))
+        with torch.no_grad():
+            plain, seen = (self.model.loss(self.adapter.prior, *(torch.as_tensor(x, dtype=torch.float32)
+                                                                 for x in w)).item()
+                           for w in ((obs, act, next_obs), mirrored))
+        self.rollout.mirrored = bool(seen < plain)  # a non-finite loss keeps the model's own frame
+        self.mirrored_steps += self.rollout.mirrored
 
     def _observe(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray, done: bool) -> None:
         self.window.append((obs, action, next_obs))
@@ -145,5 +181,6 @@ class MPCController(Controller):
         return None if solution is None else self.planner.clip(solution)
 
     def info(self) -> dict[str, Any]:
+        mirrored = {"mirrored_steps": self.mirrored_steps} if self.config.mirror else {}
         return {**super().info(), "plans": self.plans, "adaptations": self.adapter.adaptations,
-                "adaptation_fallbacks": self.adapter.fallbacks, "rollout": type(self.rollout).__name__}
+                "adaptation_fallbacks": self.adapter.fallbacks, "rollout": type(self.rollout).__name__, **mirrored}

@@ -96,7 +96,7 @@ def _model_based(planner: str, adaptive: bool) -> Callable[[RobotEnv, Controller
         mpc = dataclasses.replace(base, adapt=adaptive, seed=config.seed,
                                   planner=dataclasses.replace(base.planner, kind=PLANNER_NAMES[planner]))
         return MPCController(env.observation_space, env.action_space, model, step_sizes, env.reward,
-                             env.planning_terminal, mpc)
+                             env.planning_terminal, mpc, mirror=env.mirror)
     return build
 
 

@@ -31,6 +31,7 @@ import torch  # noqa: E402
 from numba import cuda  # noqa: E402
 
 from mbmeta.model import DynamicsModel, Params
+from robots.base import Mirror
 
 BLOCK = 16  # candidates processed together by one CPU thread, so each weight is read once per block
 MAX_WIDTH = 512  # widest layer (or state + action size) the CUDA kernel supports: fixed per-thread buffers
@@ -259,3 +260,24 @@ def make_rollout(backend: Backend, model: DynamicsModel) -> TorchRollout | Numba
                              "use 'auto', 'numba' or 'torch'")
         return CudaRollout(model)
     raise ValueError(f"unknown rollout backend {backend!r}; choose auto, torch, numba or cuda")
+
+
+class MirroredRollout:
+    """Any rollout, able to predict the robot seen in its mirror (`robots.base.Mirror`).
+
+    With `mirrored` set, the model is called on the mirror image of the start state and actions, and its
+    states are mirrored back: the planner, which always works in the robot's own frame, then plans on what
+    the model knows about the other side of the body.
+    """
+
+    def __init__(self, inner: TorchRollout | NumbaRollout | CudaRollout, mirror: Mirror) -> None:
+        self.inner, self.mirror = inner, mirror
+        self.mirrored = False
+
+    def set_params(self, params: Params) -> None:
+        self.inner.set_params(params)
+
+    def __call__(self, state: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        if not self.mirrored:
+            return self.inner(state, actions)
+        return self.mirror.obs(self.inner(self.mirror.obs(state), self.mirror.action(actions)))

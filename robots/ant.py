@@ -19,7 +19,7 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
-from robots.base import RobotEnv, Task
+from robots.base import Mirror, RobotEnv, Task
 
 ASSET = Path(__file__).parent / "assets" / "ant.xml"
 N_LEGS = 4
@@ -53,6 +53,17 @@ BROKEN_RGBA = (0.85, 0.1, 0.1, 1.0)
 # 13 bodies × 6 forces clipped to ±1).
 OBS_HIGH = np.array([5.0, *[1.5] * 4, *[np.pi] * 8, *[50.0] * 3, *[500.0] * 11, 78.0])
 OBS_LOW = np.array([-1.0, *(-OBS_HIGH[1:-1]), 0.0])
+# The ant's mirror through its x-z plane (y -> -y; forward stays forward). Legs sit at (+x, +y), (-x, +y),
+# (-x, -y), (+x, -y): the mirror swaps legs 0 <-> 3 and 1 <-> 2, reverses the hips (their axis is z) and
+# keeps the ankles (their axes map onto each other's). Broken leg 3 is exactly broken leg 0 in the mirror.
+_JOINT_INDEX = (6, 7, 4, 5, 2, 3, 0, 1)
+_JOINT_SIGN = (-1.0, 1.0) * N_LEGS
+MIRROR = Mirror(
+    # z, quaternion (w x y z), joints; linear velocity, angular velocity, joint velocities; contact term
+    obs_index=(0, 1, 2, 3, 4, *(5 + i for i in _JOINT_INDEX), 13, 14, 15, 16, 17, 18,
+               *(19 + i for i in _JOINT_INDEX), 27),
+    obs_sign=(1.0, 1.0, -1.0, 1.0, -1.0, *_JOINT_SIGN, 1.0, -1.0, 1.0, -1.0, 1.0, -1.0, *_JOINT_SIGN, 1.0),
+    act_index=_JOINT_INDEX, act_sign=_JOINT_SIGN)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +124,7 @@ class AntEnv(RobotEnv):
         "torso height": slice(0, 1), "orientation": slice(1, 5), "joint angles": slice(5, 13),
         "torso velocity": slice(13, 16), "angular velocity": slice(16, 19), "joint velocities": slice(19, 27),
         "contact": slice(27, 28)}
+    mirror: ClassVar[Mirror | None] = MIRROR
 
     def __init__(
         self,

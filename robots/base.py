@@ -108,6 +108,40 @@ def silenced_output() -> Iterator[None]:
             os.close(fd)
 
 
+@dataclasses.dataclass(frozen=True)
+class Mirror:
+    """A reflection the robot's physics do not change: the robot seen in a mirror is a robot too.
+
+    Entry i of a mirrored observation is `sign[i]` times entry `index[i]` of the original (a joint on the
+    other side of the body; an angle or velocity whose sense the reflection reverses); actions likewise.
+    Reflecting twice gives back the original. A model of the robot, called on mirrored states and
+    actions with its prediction mirrored back, is a model of the mirror image: what a model knows about
+    one side of the body, it then knows about the other (issue 14: the ant's held-out broken leg is the
+    mirror image of a training one).
+    """
+
+    obs_index: tuple[int, ...]
+    obs_sign: tuple[float, ...]
+    act_index: tuple[int, ...]
+    act_sign: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        for name, index, sign in [("obs", self.obs_index, self.obs_sign), ("act", self.act_index, self.act_sign)]:
+            if sorted(index) != list(range(len(index))) or len(sign) != len(index) or \
+                    any(s not in (-1.0, 1.0) for s in sign):
+                raise ValueError(f"Mirror.{name}_index must permute 0..n-1 and {name}_sign hold n signs ±1")
+            if any(index[index[i]] != i or sign[i] != sign[index[i]] for i in range(len(index))):
+                raise ValueError(f"Mirror.{name}_index/{name}_sign: reflecting twice must give back the original")
+
+    def obs(self, x: np.ndarray) -> np.ndarray:
+        """Mirror observations (..., obs_dim), keeping their dtype."""
+        return (x[..., list(self.obs_index)] * np.asarray(self.obs_sign)).astype(x.dtype, copy=False)
+
+    def action(self, a: np.ndarray) -> np.ndarray:
+        """Mirror actions (..., act_dim), keeping their dtype."""
+        return (a[..., list(self.act_index)] * np.asarray(self.act_sign)).astype(a.dtype, copy=False)
+
+
 class RobotEnv(gym.Env):
     """Base class of mbmeta's robots: a gymnasium Env with a task distribution and batched reward.
 
@@ -129,6 +163,8 @@ class RobotEnv(gym.Env):
     metric_labels: ClassVar[dict[str, str]] = {}
     #: Named slices of the observation, for diagnostics that say which part of the state a model gets wrong.
     observation_groups: ClassVar[dict[str, slice]] = {}
+    #: A reflection symmetry of the robot's physics, for controllers that use it (`MPCConfig.mirror`), or None.
+    mirror: ClassVar[Mirror | None] = None
 
     def __init__(self, episode_length: int, task: Task | Mapping[str, Any] | None = None) -> None:
         if not isinstance(episode_length, int) or episode_length <= 0:

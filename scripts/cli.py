@@ -190,7 +190,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                            episode_length=quick.get("episode_length", args.episode_length),
                            workers=args.workers, ray_address=args.ray_address,
                            video=Path(args.video) if args.video else None, video_task=args.video_task,
-                           mpc=mpc_settings(args.robot, args.mpc), fresh=args.fresh,
+                           mpc=mpc_settings(args.robot, args.mpc), fresh=args.fresh, tasks=args.tasks,
                            **({"models": [Path(d) for d in args.models]} if args.models else {}))
     out = merge_results(config, [Path(f) for f in args.merge]) if args.merge else run_compare(config)
     print((out / "results.md").read_text())
@@ -277,6 +277,8 @@ def parser() -> argparse.ArgumentParser:
                      help="default: adaptive nonadaptive oracle (held-out tasks only) pearl rl2 scripted random")
     cmp.add_argument("--episodes", type=POSITIVE, default=3, help="episodes per model folder and task (default 3)")
     cmp.add_argument("--episode-length", type=POSITIVE)
+    cmp.add_argument("--tasks", nargs="+", metavar="TASK", help="only these of the tasks the robot is compared on "
+                                                                "(default: all; e.g. broken-leg-3 break-leg-3-midway)")
     cmp.add_argument("--quick", action="store_true", help="a smoke run in minutes: 2 episodes, short ones, no oracle "
                                                           "unless named in --controllers")
     cmp.add_argument("--out", help="output folder (default results/<robot>)")

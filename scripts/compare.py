@@ -70,10 +70,30 @@ class CompareConfig:
     video_task: str | None = None  # its task (None: the robot's mid-episode change, else its first held-out task)
     mpc: MPCConfig | None = None  # MPC settings for the model-based controllers and the oracle (None: defaults)
     fresh: bool = False  # rerun every episode, even those a stopped run kept in `out`/episodes
+    tasks: list[str] | None = None  # only these of the robot's evaluated tasks (None: all of them)
 
     def __post_init__(self) -> None:
         # The mid-episode change runs for the curve controllers that are being compared, and no others.
         self.curve_controllers = [name for name in self.curve_controllers if name in self.controllers]
+        evaluated = [task for _, task in task_columns(self.robot, self.curve_controllers)]
+        unknown = [task for task in self.tasks or [] if task not in evaluated]
+        if unknown:
+            raise ValueError(f"--tasks: {unknown[0]!r} is not one of the tasks {self.robot} is compared on: "
+                             f"{', '.join(evaluated)}")
+
+    def columns(self) -> list[tuple[str, str]]:
+        """The (split, task) pairs this comparison runs, in table order."""
+        return [c for c in task_columns(self.robot, self.curve_controllers) if self.tasks is None or c[1] in self.tasks]
+
+
+def task_columns(robot: str, curve_controllers: list[str]) -> list[tuple[str, str]]:
+    """(split, task): the robot's evaluation tasks, then its mid-episode change ("change") when curve
+    controllers run."""
+    env_class = robots.ROBOTS[robot]
+    columns = [(split, task) for split, names in env_class.tasks_to_evaluate().items() for task in names]
+    if env_class.change_task is not None and curve_controllers:
+        columns.append(("change", env_class.change_task))  # for the curve controllers only
+    return columns
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,20 +176,14 @@ def model_folders(config: CompareConfig, controller: str) -> list[tuple[int, Pat
 
 
 def make_jobs(config: CompareConfig) -> list[EvalJob]:
-    env_class = robots.ROBOTS[config.robot]
     seeds = [config.seed + e for e in range(config.episodes)]
     jobs = []
-    for split, tasks in env_class.tasks_to_evaluate().items():
-        for task in tasks:
-            for name in config.controllers:
-                if name == "oracle" and split not in ORACLE_SPLITS:
-                    continue
-                for m, models in model_folders(config, name):
-                    jobs += [EvalJob(split, task, name, seed, models, m) for seed in seeds]
-    if env_class.change_task is not None:
-        for name in config.curve_controllers:
+    for split, task in config.columns():
+        for name in config.curve_controllers if split == "change" else config.controllers:
+            if name == "oracle" and split not in ORACLE_SPLITS:
+                continue
             for m, models in model_folders(config, name):
-                jobs += [EvalJob("change", env_class.change_task, name, seed, models, m) for seed in seeds]
+                jobs += [EvalJob(split, task, name, seed, models, m) for seed in seeds]
     return jobs
 
 
@@ -306,9 +320,7 @@ def mpc_changes(config: CompareConfig) -> str:
 
 def markdown_table(config: CompareConfig, rows: list[dict[str, Any]]) -> str:
     env_class = robots.ROBOTS[config.robot]
-    tasks = [(split, task) for split, names in env_class.tasks_to_evaluate().items() for task in names]
-    if env_class.change_task is not None and config.curve_controllers:
-        tasks.append(("change", env_class.change_task))  # the mid-episode change, for the controllers it runs
+    tasks = config.columns()
     labels = {**env_class.metric_labels, "return": "return", "adaptation_fallback_rate": "adaptation fallback rate",
               "latency_p50_ms": "controller latency p50 (ms)"}
     lines = [f"# {config.robot}: {', '.join(config.controllers)}", "",
@@ -347,10 +359,11 @@ def write_plots(config: CompareConfig, out: Path, jobs: list[EvalJob], traces: l
         return groups
 
     split, tasks = next(iter(env_class.tasks_to_evaluate().items()))
-    plots.plot_trajectories(out / "trajectories.png", grouped(split, tasks[0]), tasks[0], dt)
-    plots.plot_adaptation_loss(out / "adaptation_loss.png", grouped(split, tasks[0]), tasks[0])
+    if (split, tasks[0]) in config.columns():  # the first held-out task
+        plots.plot_trajectories(out / "trajectories.png", grouped(split, tasks[0]), tasks[0], dt)
+        plots.plot_adaptation_loss(out / "adaptation_loss.png", grouped(split, tasks[0]), tasks[0])
     change = env_class.change_task
-    if change is not None and env_class.step_metric is not None and config.curve_controllers:
+    if change is not None and env_class.step_metric is not None and ("change", change) in config.columns():
         key, label = env_class.step_metric
         at_step = env_class.named_tasks[change].at_step or 0
         plots.plot_change(out / "change.png", grouped("change"), key, label, at_step, change, dt)

@@ -165,6 +165,51 @@ def test_adaptive_mpc_adapts_every_step_and_plans_with_the_adapted_parameters(ch
     assert plain.adapter.adaptations == 0
 
 
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_with_mirror_the_mpc_plans_in_the_frame_whose_model_explains_the_window(checkpoints, adaptive):
+    """Transitions the model predicts exactly keep its own frame; their mirror image switches the rollout
+    (and GrBAL's adaptation window) to the mirror, where the model predicts them exactly again."""
+    from robots.ant import AntEnv
+
+    env = robots.make("ant", episode_length=30)
+    config = ControllerConfig(controller="cem_adaptive" if adaptive else "cem_mpc", checkpoint=checkpoints["ant"],
+                              mpc=MPCConfig(planner=SMALL_PLANNER, backend="torch", mirror=True))
+    controller = make_controller(config, env)
+    model, mirror = controller.model, AntEnv.mirror
+    obs, _ = env.reset(seed=0)
+    actions = np.random.default_rng(0).uniform(-0.5, 0.5, (controller.config.k, 8))
+    with torch.no_grad():
+        nxt = model.predict(torch.as_tensor(np.repeat(obs[None], len(actions), 0), dtype=torch.float32),
+                            torch.as_tensor(actions, dtype=torch.float32)).double().numpy()
+    nxt = np.clip(nxt, env.observation_space.low, env.observation_space.high)  # a tiny model's contact term can dip < 0
+    adapted_on = []
+    adapt = controller.adapter.adapt
+    controller.adapter.adapt = lambda *window: (adapted_on.append(window[0]), adapt(*window))[1]
+    for flip, expected in [(False, False), (True, True)]:
+        controller.reset(obs)
+        start = mirror.obs(obs) if flip else obs
+        for a, n in zip(actions, nxt, strict=True):
+            controller.observe(start, mirror.action(a) if flip else a, 0.0, mirror.obs(n) if flip else n, False)
+        controller.act(start)
+        assert controller.rollout.mirrored is expected
+        if adaptive:  # the window adapted on is the one in the chosen frame: the model's own
+            np.testing.assert_allclose(adapted_on[-1], np.repeat(obs[None], len(actions), 0))
+    assert controller.info()["mirrored_steps"] == 1
+    states = controller.rollout(obs.astype(np.float32), actions[None].astype(np.float32))
+    controller.rollout.mirrored = False
+    plain = controller.rollout(mirror.obs(obs).astype(np.float32), mirror.action(actions[None]).astype(np.float32))
+    np.testing.assert_allclose(states, mirror.obs(plain), rtol=1e-5, atol=1e-5)
+
+
+def test_mirror_on_a_robot_without_one_is_a_clear_error(checkpoints):
+    from mbmeta.config import FieldError
+
+    with pytest.raises(FieldError, match="mirror.*declares no mirror symmetry"):
+        make_controller(ControllerConfig(controller="cem_adaptive", checkpoint=checkpoints["quadrotor"],
+                                         mpc=MPCConfig(planner=SMALL_PLANNER, mirror=True)),
+                        robots.make("quadrotor"))
+
+
 def test_the_planner_scores_rollouts_with_the_configured_safety_margin(checkpoints):
     """With `safety_margin`, an imagined state inside the margin ends the imagined episode: a plan whose
     first predicted state is there scores only that step's reward."""
