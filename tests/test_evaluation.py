@@ -243,3 +243,17 @@ def test_onpolicy_trace_prints_what_happened_next_to_the_one_step_prediction(cap
     assert [int(r[0]) for r in rows] == [2, 3, 4]
     predicted = model.predict(torch.as_tensor(obs[4:5]), torch.as_tensor(actions[4:5]))[0, 2]
     np.testing.assert_allclose([float(rows[-1][2]), float(rows[-1][3])], [predicted, obs[5, 2]], atol=1e-3)
+
+
+def test_compare_runs_only_the_tasks_asked_for_and_names_an_unknown_one():
+    config = CompareConfig(robot="ant", controllers=["adaptive", "nonadaptive", "oracle"], episodes=2,
+                           tasks=["broken-leg-3", "break-leg-3-midway"])
+    jobs = make_jobs(config)
+    assert {(j.split, j.task) for j in jobs} == {("test", "broken-leg-3"), ("change", "break-leg-3-midway")}
+    assert {j.controller for j in jobs if j.split == "change"} == {"adaptive", "nonadaptive"}
+    assert len(jobs) == 2 * (3 + 2)  # episodes x (three controllers on leg 3, two on the mid-episode change)
+    assert config.columns() == [("test", "broken-leg-3"), ("change", "break-leg-3-midway")]
+    everything = make_jobs(dataclasses.replace(config, tasks=None))
+    assert {j.task for j in everything} > {j.task for j in jobs}
+    with pytest.raises(ValueError, match="--tasks: 'broken-leg-4' is not one of the tasks ant is compared on"):
+        CompareConfig(robot="ant", controllers=["adaptive"], tasks=["broken-leg-4"])
