@@ -147,28 +147,27 @@ class MPCController(Controller):
                                            f"(warned once)")
         full = len(self.window) == self.config.k
         self._adapted = self.config.adapt and full
-        if full and self.config.mirror:
-            self._choose_frame()
-        if self._adapted:
-            obs_w, act_w, next_w = (np.stack(x) for x in zip(*self.window, strict=True))
-            if self.config.mirror and self.rollout.mirrored:  # adapt the model of the mirror image
-                obs_w, act_w, next_w = self.mirror.obs(obs_w), self.mirror.action(act_w), self.mirror.obs(next_w)
-            self.rollout.set_params(self.adapter.adapt(obs_w, act_w, next_w))
+        if full and (self.config.adapt or self.config.mirror):
+            window = tuple(np.stack(x) for x in zip(*self.window, strict=True))
+            if self.config.mirror:
+                window = self._choose_frame(window)
+            if self._adapted:
+                self.rollout.set_params(self.adapter.adapt(*window))
         plan = self.planner.plan(make_evaluate(self.rollout, self.reward, self.is_terminal, obs.astype(np.float32)))
         self.plans += 1
         return plan[0]
 
-    def _choose_frame(self) -> None:
-        """Plan in the frame whose model, the prior as trained or seen in the mirror, predicts the last k
-        transitions better."""
-        obs, act, next_obs = (np.stack(x) for x in zip(*self.window, strict=True))
+    def _choose_frame(self, window: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+        """Plan in the frame whose model, the prior as trained or seen in the mirror, predicts the window
+        (obs, act, next_obs) better; returns the window in that frame, for adaptation."""
+        obs, act, next_obs = window
         mirrored = (self.mirror.obs(obs), self.mirror.action(act), self.mirror.obs(next_obs))
         with torch.no_grad():
             plain, seen = (self.model.loss(self.adapter.prior, *(torch.as_tensor(x, dtype=torch.float32)
-                                                                 for x in w)).item()
-                           for w in ((obs, act, next_obs), mirrored))
+                                                                 for x in w)).item() for w in (window, mirrored))
         self.rollout.mirrored = bool(seen < plain)  # a non-finite loss keeps the model's own frame
         self.mirrored_steps += self.rollout.mirrored
+        return mirrored if self.rollout.mirrored else window
 
     def _observe(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray, done: bool) -> None:
         self.window.append((obs, action, next_obs))
