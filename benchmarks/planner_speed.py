@@ -68,7 +68,7 @@ def time_controller(robot: str, hidden: tuple[int, ...], mpc: MPCConfig, repeats
     torch.manual_seed(seed)
     model = DynamicsModel(env.observation_space.shape[0], env.action_space.shape[0], ModelConfig(hidden=hidden))
     step_sizes = {n: torch.full_like(p, 0.01) for n, p in model.prior().items()}
-    controller = MPCController(env.observation_space, env.action_space, model, step_sizes, env.reward,
+    controller = MPCController(env.observation_space, env.action_space, model, step_sizes, env.planning_reward,
                                env.is_terminal, mpc, mirror=env.mirror)
     if mpc.mirror:  # count inside the mirror, which the controller switches on and off
         controller.rollout.inner = counter = CountingRollout(controller.rollout.inner)

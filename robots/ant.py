@@ -212,6 +212,14 @@ class AntEnv(RobotEnv):
         contact_cost = CONTACT_COST_WEIGHT * next_obs[:, OBS_CONTACT]
         return forward - ctrl_cost - contact_cost + HEALTHY_REWARD * _healthy(next_obs)
 
+    @classmethod
+    def planning_reward(cls, obs: Any, action: Any, next_obs: Any, speed_cap: float | None = None) -> Any:
+        reward = cls.reward(obs, action, next_obs)
+        if speed_cap is None:
+            return reward
+        forward = next_obs[:, OBS_VX]  # paid one for one (Ant-v5's forward_reward_weight is 1)
+        return reward - forward + forward.clip(max=speed_cap)
+
     @staticmethod
     def is_terminal(next_obs: Any, margin: float = 0.0) -> Any:
         return ~_healthy(next_obs, margin)

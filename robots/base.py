@@ -343,6 +343,16 @@ class RobotEnv(gym.Env):
         raise NotImplementedError
 
     @classmethod
+    def planning_reward(cls, obs: Any, action: Any, next_obs: Any, speed_cap: float | None = None) -> Any:
+        """What a planner on a learned model maximises: the task's `reward`; with `speed_cap` (m/s), the
+        forward speed the reward pays for counts only up to the cap (a robot whose reward pays one overrides
+        this: the ant)."""
+        if speed_cap is not None:
+            raise ValueError(f"MPCConfig.speed_cap: {cls.__name__}'s reward pays no forward speed to cap; "
+                             f"leave speed_cap unset")
+        return cls.reward(obs, action, next_obs)
+
+    @classmethod
     def planning_terminal(cls, next_obs: Any, margin: float = 0.0) -> Any:
         """What a planner on a learned model treats as the end of an imagined episode: `is_terminal`, plus
         whatever else the robot knows its models cannot foresee in time (the ant: a torso launched upward).

@@ -88,6 +88,25 @@ def test_a_planner_treats_a_fast_rising_torso_as_a_fall_and_the_episode_does_not
     np.testing.assert_array_equal(env.planning_terminal(states, 0.3), [False, True, True])
 
 
+def test_a_speed_cap_pays_the_planner_forward_speed_only_up_to_the_cap():
+    """`planning_reward(speed_cap)` is the task's reward with the torso's forward speed counted up to the cap
+    (numpy and torch alike); without a cap it is the task's reward."""
+    import torch
+
+    from robots.ant import OBS_VX
+
+    env = AntEnv()
+    obs, _ = env.reset(seed=0)
+    states = np.repeat(obs[None], 3, axis=0)
+    states[:, OBS_VX] = [-0.5, 0.3, 1.7]
+    actions = np.full((3, 8), 0.2)
+    reward = env.reward(states, actions, states)
+    np.testing.assert_array_equal(env.planning_reward(states, actions, states), reward)
+    np.testing.assert_allclose(env.planning_reward(states, actions, states, speed_cap=0.6), reward - [0, 0, 1.1])
+    as_torch = env.planning_reward(*(torch.as_tensor(x) for x in (states, actions, states)), speed_cap=0.6)
+    np.testing.assert_allclose(as_torch.numpy(), reward - [0, 0, 1.1])
+
+
 def test_the_ant_with_leg_3_broken_is_leg_0_broken_seen_in_the_mirror():
     """The held-out broken leg is the mirror image of a training one (issue 14): started in each other's
     mirror image and driven by mirrored actions, the two ants stay mirror images, with the same reward."""

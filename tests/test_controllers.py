@@ -210,6 +210,32 @@ def test_mirror_on_a_robot_without_one_is_a_clear_error(checkpoints):
                         robots.make("quadrotor"))
 
 
+def test_the_mpc_plans_with_the_speed_capped_reward(checkpoints):
+    """With `speed_cap`, candidates are scored by the robot's `planning_reward` at that cap."""
+    from robots.ant import OBS_VX
+
+    env = robots.make("ant")
+    controller = make_controller(ControllerConfig(controller="cem_mpc", checkpoint=checkpoints["ant"],
+                                                  mpc=MPCConfig(planner=SMALL_PLANNER, speed_cap=0.5)), env)
+    obs, _ = env.reset(seed=0)
+    states = np.repeat(obs[None], 2, axis=0)
+    states[:, OBS_VX] = [0.2, 2.0]
+    actions = np.zeros((2, env.action_space.shape[0]))
+    np.testing.assert_allclose(controller.reward(states, actions, states),
+                               env.reward(states, actions, states) - [0.0, 1.5])
+
+
+def test_a_speed_cap_on_a_robot_whose_reward_pays_no_speed_is_a_clear_error(checkpoints):
+    from mbmeta.config import FieldError
+
+    with pytest.raises(ValueError, match="MPCConfig.speed_cap: QuadrotorEnv's reward pays no forward speed"):
+        make_controller(ControllerConfig(controller="cem_mpc", checkpoint=checkpoints["quadrotor"],
+                                         mpc=MPCConfig(planner=SMALL_PLANNER, speed_cap=0.5)),
+                        robots.make("quadrotor"))
+    with pytest.raises(FieldError, match="speed_cap"):
+        MPCConfig(speed_cap=0.0)
+
+
 def test_the_planner_scores_rollouts_with_the_configured_safety_margin(checkpoints):
     """With `safety_margin`, an imagined state inside the margin ends the imagined episode: a plan whose
     first predicted state is there scores only that step's reward."""
