@@ -55,5 +55,5 @@ def collection_policy(iteration: int, env: RobotEnv, model: DynamicsModel, step_
         return exploration_policy(env, rng)
     config = dataclasses.replace(default_mpc(robots.name_of(env)), adapt=window > 0, k=max(window, 1),
                                  safety_margin=0.0, speed_cap=None, seed=int(rng.integers(2**31)))
-    return MPCController(env.observation_space, env.action_space, model, step_sizes, env.reward,
+    return MPCController(env.observation_space, env.action_space, model, step_sizes, env.planning_reward,
                          env.planning_terminal, config)
