@@ -2,14 +2,14 @@
 
     python -m benchmarks.planner_speed [--quick] [--repeats 15]
 
-Part 1 times each robot's default controller (adapt on 5 transitions + plan), adaptive and not, on
-each CPU backend (and CUDA where a GPU is present); for a robot with a mirror symmetry also with
-`mirror` (each step picks the model or its mirror image, then plans in that frame). Part 2 sweeps
-model width/depth and population for the three planners. Part 3 times the model rollout alone (what
-the fused kernels replace) with the torch/fused ratio, measured side by side. Each row gives the
-median and p99 wall time of one control step and the achieved model FLOP rate, next to this
-machine's measured float32 matrix-multiply rate. Models have random weights: speed does not depend
-on their values.
+Part 1 times each robot's default controller (adapt on 5 transitions + plan): adapting from the prior
+(GrBAL), continuing from the last step's parameters, and not adapting, on each CPU backend (and CUDA
+where a GPU is present); for a robot with a mirror symmetry also with `mirror` (each step picks the
+model or its mirror image, then plans in that frame). Part 2 sweeps model width/depth and population for
+the three planners. Part 3 times the model rollout alone (what the fused kernels replace) with the
+torch/fused ratio, measured side by side. Each row gives the median and p99 wall time of one control
+step and the achieved model FLOP rate, next to this machine's measured float32 matrix-multiply rate.
+Models have random weights: speed does not depend on their values.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ from controllers.rollout import CudaRollout, NumbaRollout, TorchRollout, cuda_av
 from mbmeta.model import DynamicsModel, ModelConfig
 
 DEFAULT_MODELS = {"ant": (256, 256, 256), "quadrotor": (128, 128)}  # the shipped presets' sizes
+# Part 1's adaptation column: GrBAL's rule (one step from θ* each control step), continual (one step from
+# the last step's φ, `--mpc from_prior=false`: the same work) and none.
+ADAPTATION_RULES = {"from θ*": dict(adapt=True), "continual": dict(adapt=True, from_prior=False),
+                    "off": dict(adapt=False)}
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
@@ -69,7 +73,7 @@ def time_controller(robot: str, hidden: tuple[int, ...], mpc: MPCConfig, repeats
     model = DynamicsModel(env.observation_space.shape[0], env.action_space.shape[0], ModelConfig(hidden=hidden))
     step_sizes = {n: torch.full_like(p, 0.01) for n, p in model.prior().items()}
     controller = MPCController(env.observation_space, env.action_space, model, step_sizes, env.planning_reward,
-                               env.is_terminal, mpc, mirror=env.mirror)
+                               env.planning_terminal, mpc, mirror=env.mirror)
     if mpc.mirror:  # count inside the mirror, which the controller switches on and off
         controller.rollout.inner = counter = CountingRollout(controller.rollout.inner)
     else:
@@ -104,17 +108,17 @@ def main(argv: list[str] | None = None) -> None:
           f"({torch.get_num_threads()} threads); float32 matmul 2048x2048: {peak:.0f} GFLOP/s; "
           f"median and p99 of {args.repeats} control steps\n")
     print("Part 1: default controllers (CEM, iCEM refinements), one control step = adapt + plan")
-    print("| robot | model | planner | adaptive | mirror | backend | p50 ms | p99 ms | GFLOP/s | % of matmul |")
+    print("| robot | model | planner | adaptation | mirror | backend | p50 ms | p99 ms | GFLOP/s | % of matmul |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for robot, mpc in DEFAULT_MPC.items():
         p = mpc.planner
         for mirror in (False, True) if robots.ROBOTS[robot].mirror else (False,):
-            for adaptive in (True, False):
+            for rule, adapt in ADAPTATION_RULES.items():
                 for backend in backends:
-                    cfg = dataclasses.replace(mpc, adapt=adaptive, backend=backend, mirror=mirror)
+                    cfg = dataclasses.replace(mpc, **adapt, backend=backend, mirror=mirror)
                     p50, p99, rate = time_controller(robot, DEFAULT_MODELS[robot], cfg, args.repeats)
                     print(f"| {robot} | {'x'.join(map(str, DEFAULT_MODELS[robot]))} | N={p.population} "
-                          f"H={p.horizon} it={p.iterations} | {adaptive} | {mirror} | {backend} | {p50:.1f} | "
+                          f"H={p.horizon} it={p.iterations} | {rule} | {mirror} | {backend} | {p50:.1f} | "
                           f"{p99:.1f} | {rate:.1f} | {100 * rate / peak:.0f}% |")
     if not args.quick:
         sweep(backends, peak, args.repeats)
