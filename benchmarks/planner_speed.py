@@ -34,7 +34,7 @@ from mbmeta.model import DynamicsModel, ModelConfig
 DEFAULT_MODELS = {"ant": (256, 256, 256), "quadrotor": (128, 128)}  # the shipped presets' sizes
 # Part 1's adaptation column: GrBAL's rule (one step from θ* each control step), continual (one step from
 # the last step's φ, `--mpc from_prior=false`: the same work) and none.
-ADAPTATION_RULES = {"from θ*": dict(adapt=True), "continual": dict(adapt=True, from_prior=False),
+ADAPTATION_RULES = {"from θ*": dict(adapt=True, from_prior=True), "continual": dict(adapt=True, from_prior=False),
                     "off": dict(adapt=False)}
 
 
