@@ -43,6 +43,7 @@ class MPCConfig:
     k: int | None = None
     inner_steps: int | None = None
     from_prior: bool = True  # GrBAL: adapt from θ* every step; False continues from φ_{t-1}
+    forgetting: float = 0.0  # with from_prior false: continue from θ* + (1 - forgetting)(φ_{t-1} - θ*)
     max_loss_ratio: float = 2.0  # adaptation guard: refuse a step that raises the window loss beyond this ratio
     backtracking: int = 0  # halve a step that raises the window loss up to this many times (0: take it whole)
     fallback: Literal["prior", "last"] = "prior"  # what a refused step plans with: θ*, or the last accepted φ
@@ -53,6 +54,9 @@ class MPCConfig:
     # None: as the task pays it). Paid for all the speed its model promises, the healthy ant jumped out of its
     # healthy range in a third of its episodes; capped, it stays up (the ant's default; issue 14).
     speed_cap: float | None = None
+    # Weigh the squared action by this in the planned reward instead of the task's weight (the robot's
+    # `planning_reward`; None: as the task weighs it).
+    effort_weight: float | None = None
     # Use the robot's mirror symmetry: each step, the prior's loss on the last k transitions, as they happened
     # and mirrored, says whether the robot behaves like the model or like its mirror image; the controller
     # adapts and plans in that frame. Works with and without `adapt` (the choice itself is an adaptation).
@@ -62,10 +66,14 @@ class MPCConfig:
     RANGES: ClassVar[dict[str, Range]] = {"k": at_least(1), "inner_steps": at_least(1),
                                           "max_loss_ratio": at_least(1), "backtracking": NON_NEGATIVE,
                                           "safety_margin": Range(0.0, 0.9), "speed_cap": POSITIVE,
+                                          "effort_weight": NON_NEGATIVE, "forgetting": Range(0.0, 1.0),
                                           "seed": NON_NEGATIVE}
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.forgetting and self.from_prior:
+            raise FieldError("MPCConfig", "forgetting", "pulls continual adaptation back toward θ*; it needs "
+                                                        "from_prior false (from θ* there is nothing to forget)")
 
 
 def make_evaluate(rollout: Callable[[np.ndarray, np.ndarray], np.ndarray], reward: RewardFn,
@@ -102,7 +110,9 @@ class MPCController(Controller):
                                                     "leave mirror false")
         self.config = config = dataclasses.replace(config, k=config.k or 5, inner_steps=config.inner_steps or 1)
         self.model = model
-        self.reward = reward if config.speed_cap is None else functools.partial(reward, speed_cap=config.speed_cap)
+        shaping = {name: value for name, value in (("speed_cap", config.speed_cap),
+                                                   ("effort_weight", config.effort_weight)) if value is not None}
+        self.reward = functools.partial(reward, **shaping) if shaping else reward
         self.is_terminal = functools.partial(is_terminal, margin=config.safety_margin) if config.safety_margin \
             else is_terminal
         self.rollout = make_rollout(config.backend, model)
@@ -112,6 +122,7 @@ class MPCController(Controller):
         self.mirrored_steps = 0  # control steps planned in the mirror's frame
         self.planner = make_planner(config.planner, action_space.low, action_space.high, seed=config.seed)
         self.adapter = OnlineAdapter(model, step_sizes, steps=config.inner_steps, from_prior=config.from_prior,
+                                     forgetting=config.forgetting,
                                      max_loss_ratio=config.max_loss_ratio, backtracking=config.backtracking,
                                      fallback=config.fallback)
         self.window: collections.deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = collections.deque(maxlen=config.k)

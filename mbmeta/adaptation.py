@@ -11,21 +11,23 @@ from mbmeta.model import DynamicsModel, Params
 class OnlineAdapter:
     """Computes φ_t = θ* − α ∇L(θ*, last k transitions) and guards against bad steps.
 
-    `from_prior=False` continues from φ_{t−1} instead of θ*. With `backtracking = B > 0` the step is
-    shortened by halves (the whole step, then 1/2, ..., 1/2^B of it) until the loss on the window is no
-    higher than before it: Meta-SGD's step sizes, learned on training windows, can overshoot on a window
-    unlike them. A step that is not finite, or whose window loss exceeds the starting loss by
-    `max_loss_ratio` (or, with backtracking, is higher than before at every length), is refused: the
-    adapter counts the fallback and returns `fallback` parameters: θ* ("prior") or the last accepted
-    adaptation ("last", θ* until there is one).
+    `from_prior=False` continues from φ_{t−1} instead of θ*; with `forgetting = λ > 0` as well, from
+    θ* + (1 − λ)(φ_{t−1} − θ*): what earlier steps learned fades with a half-life of about 0.69/λ steps.
+    With `backtracking = B > 0` the step is shortened by halves (the whole step, then 1/2, ..., 1/2^B of
+    it) until the loss on the window is no higher than before it: Meta-SGD's step sizes, learned on
+    training windows, can overshoot on a window unlike them. A step that is not finite, or whose window
+    loss exceeds the starting loss by `max_loss_ratio` (or, with backtracking, is higher than before at
+    every length), is refused: the adapter counts the fallback and returns `fallback` parameters: θ*
+    ("prior") or the last accepted adaptation ("last", θ* until there is one).
     """
 
     def __init__(self, model: DynamicsModel, step_sizes: Params, steps: int = 1, from_prior: bool = True,
-                 max_loss_ratio: float = 2.0, backtracking: int = 0, fallback: str = "prior") -> None:
+                 forgetting: float = 0.0, max_loss_ratio: float = 2.0, backtracking: int = 0,
+                 fallback: str = "prior") -> None:
         if fallback not in ("prior", "last"):
             raise ValueError(f"fallback must be 'prior' or 'last', got {fallback!r}")
         self.model, self.steps, self.from_prior, self.max_loss_ratio = model, steps, from_prior, max_loss_ratio
-        self.backtracking, self.fallback = backtracking, fallback
+        self.backtracking, self.fallback, self.forgetting = backtracking, fallback, forgetting
         self.prior = {n: p.detach() for n, p in model.prior().items()}
         self.step_sizes = {n: a.detach() for n, a in step_sizes.items()}
         self.params: Params = self.prior
@@ -57,6 +59,8 @@ class OnlineAdapter:
         """Adapt on a window of transitions (k, ds|da); returns the parameters to plan with."""
         obs, act, next_obs = (torch.as_tensor(x, dtype=torch.float32) for x in (obs, act, next_obs))
         start = self.prior if self.from_prior else self.params
+        if not self.from_prior and self.forgetting:
+            start = {n: self.prior[n] + (1 - self.forgetting) * (start[n] - self.prior[n]) for n in start}
         full = self._gradient_steps(start, obs, act, next_obs)
         with torch.no_grad():
             before = self.model.loss(start, obs, act, next_obs).item()

@@ -123,9 +123,9 @@ def export_checkpoint(checkpoint: str | Path, dest: str | Path, fmt: str, what: 
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Rewrite a whole (small) log atomically."""
+    """Rewrite a whole (small) log atomically; a column some rows lack is left empty in them."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(key for row in rows for key in row)))
     writer.writeheader()
     writer.writerows(rows)
     atomic_write(path, lambda f: f.write(buf.getvalue().encode()))

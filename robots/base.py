@@ -343,13 +343,18 @@ class RobotEnv(gym.Env):
         raise NotImplementedError
 
     @classmethod
-    def planning_reward(cls, obs: Any, action: Any, next_obs: Any, speed_cap: float | None = None) -> Any:
+    def planning_reward(cls, obs: Any, action: Any, next_obs: Any, speed_cap: float | None = None,
+                        effort_weight: float | None = None) -> Any:
         """What a planner on a learned model maximises: the task's `reward`; with `speed_cap` (m/s), the
-        forward speed the reward pays for counts only up to the cap (a robot whose reward pays one overrides
+        forward speed the reward pays for counts only up to the cap; with `effort_weight`, the squared action
+        costs that much instead of the task's weight (a robot whose reward pays for speed and effort overrides
         this: the ant)."""
         if speed_cap is not None:
             raise ValueError(f"MPCConfig.speed_cap: {cls.__name__}'s reward pays no forward speed to cap; "
                              f"leave speed_cap unset")
+        if effort_weight is not None:
+            raise ValueError(f"MPCConfig.effort_weight: {cls.__name__} does not reweigh its reward's effort "
+                             f"term; leave effort_weight unset")
         return cls.reward(obs, action, next_obs)
 
     @classmethod

@@ -289,7 +289,8 @@ def parser() -> argparse.ArgumentParser:
                                                           "reuses the episodes it finished, kept in OUT/episodes)")
     cmp.add_argument("--merge", metavar="CSV", nargs="+",
                      help="run nothing: one table (results.md, results.csv) of these runs' results.csv, e.g. one "
-                          "per training seed; pass the --episode-length and --mpc they ran with")
+                          "per training seed; pass the --episode-length they ran with (and their --mpc for files "
+                          "without the mpc column, written before it)")
     cmp.add_argument("--video", metavar="FILE", help="also write a side-by-side clip (.mp4 or .gif): adaptive, "
                                                      "non-adaptive (and the oracle, when compared) on the robot's "
                                                      "mid-episode change, same seed")

@@ -1,7 +1,8 @@
 """`mbmeta compare`: controllers on a robot's held-out and training tasks, over training seeds.
 
 Writes to the output folder:
-- results.csv: one row per episode (task metrics, return, length, adaptation fallbacks, latency);
+- results.csv: one row per episode (task metrics, return, length, adaptation fallbacks, latency, and the
+  MPC settings changed from the robot's defaults, as `--mpc` takes them);
 - results.md: per controller and task, each task metric's mean with a 95% confidence interval. For the
   controllers that depend on training (the model-based, PEARL, RL²), the replicate is the training seed:
   a Student-t interval over the per-seed means (the unit of replication in model-based RL papers); with
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import gzip
 import hashlib
 import json
@@ -46,7 +48,7 @@ from mbmeta.checkpoint import atomic_write, write_csv
 from mbmeta.config import to_dict
 from mbmeta.parallel import map_ordered
 from scripts import plots
-from scripts.common import SHIPPED, build, format_metrics, make_env, shipped_checkpoint, timed_episode
+from scripts.common import SHIPPED, build, format_metrics, make_env, mpc_settings, shipped_checkpoint, timed_episode
 from scripts.stats import mean_ci95
 
 DEFAULT_CONTROLLERS = ["adaptive", "nonadaptive", "oracle", "pearl", "rl2", "scripted", "random"]
@@ -120,11 +122,15 @@ class Evaluate:
         saved = self.saved_path(job)
         if saved is not None and saved.exists() and not self.config.fresh:
             row, trace = pickle.loads(gzip.decompress(saved.read_bytes()))
-            return {**row, "training_seed": job.training_seed, "models": str(job.models)}, trace
-        row, trace = self.run(job)
-        if saved is not None:
-            atomic_write(saved, lambda f: f.write(gzip.compress(pickle.dumps((row, trace)))))
-        return row, trace
+            # The task metrics again from the trace: a metric added since the episode ran is filled in.
+            metrics = robots.ROBOTS[self.config.robot].episode_metrics(trace["start_info"], trace["infos"],
+                                                                      trace["terminated"], robot_dt(self.config.robot))
+            row = {**row, **metrics, "training_seed": job.training_seed, "models": str(job.models)}
+        else:
+            row, trace = self.run(job)
+            if saved is not None:
+                atomic_write(saved, lambda f: f.write(gzip.compress(pickle.dumps((row, trace)))))
+        return {**row, "mpc": mpc_label(self.config.robot, self.config.mpc)}, trace
 
     def saved_path(self, job: EvalJob) -> Path | None:
         """Where the finished episode is kept: `out`/episodes, under a name made from everything that decides
@@ -162,6 +168,12 @@ class Evaluate:
                  "adaptation": result.adaptation}
         env.close()
         return row, trace
+
+
+@functools.cache
+def robot_dt(robot: str) -> float:
+    """The robot's control period (s)."""
+    return make_env(robot, None).dt
 
 
 def uses_models(config: CompareConfig, controller: str) -> bool:
@@ -212,8 +224,8 @@ def run_compare(config: CompareConfig, progress: bool = True) -> Path:
 def merge_results(config: CompareConfig, csvs: list[Path]) -> Path:
     """Writes `config.out`/results.csv and results.md from the rows of several `results.csv` (no plots: those
     need the episodes' traces). `config.models` becomes the model folders the rows name, in order of first
-    appearance; the controllers, episode length and MPC settings of the header are the config's, so pass the
-    ones the runs used."""
+    appearance; the controllers and episode length of the header are the config's, so pass the ones the runs
+    used; the MPC settings are those the rows record (`recorded_mpc`)."""
     rows: list[dict[str, Any]] = []
     seen: dict[tuple[str, ...], Path] = {}
     for path in csvs:
@@ -227,6 +239,7 @@ def merge_results(config: CompareConfig, csvs: list[Path]) -> Path:
                                      f"in model folders, tasks, controllers or episode seeds")
                 seen[key] = path
                 rows.append({k: v if k in TEXT_COLUMNS else parse_value(v) for k, v in raw.items()})
+    config = dataclasses.replace(config, mpc=recorded_mpc(config, rows))
     longest = max(int(r["steps"]) for r in rows)
     if config.episode_length is not None and longest > config.episode_length:
         raise ValueError(f"--episode-length {config.episode_length}: the runs have episodes of {longest} steps; "
@@ -244,11 +257,31 @@ def merge_results(config: CompareConfig, csvs: list[Path]) -> Path:
     return out
 
 
-TEXT_COLUMNS = ("robot", "split", "task", "controller", "models")
+TEXT_COLUMNS = ("robot", "split", "task", "controller", "models", "mpc")
+
+
+def recorded_mpc(config: CompareConfig, rows: list[dict[str, Any]]) -> MPCConfig | None:
+    """The MPC settings the merged rows ran with, from their `mpc` column; `config.mpc` (`--merge ... --mpc`)
+    where no row records them (results.csv files written before the column). Settings that differ between
+    the rows, or from a given `--mpc`, are an error: one table states one setting."""
+    recorded = sorted({r["mpc"] for r in rows if r.get("mpc")})
+    if not recorded:
+        return config.mpc
+    if len(recorded) > 1:
+        raise ValueError(f"--merge: the runs ran with different MPC settings ({' | '.join(recorded)}); "
+                         f"merge runs of one setting")
+    if config.mpc is not None and mpc_label(config.robot, config.mpc) != recorded[0]:
+        raise ValueError(f"--mpc: the runs ran with {recorded[0]}, not {mpc_label(config.robot, config.mpc)}; "
+                         f"pass theirs, or leave --mpc out")
+    for r in rows:  # rows of older files, without the column, take the recorded setting
+        r["mpc"] = recorded[0]
+    return None if recorded[0] == "defaults" else mpc_settings(config.robot, recorded[0].split())
 
 
 def parse_value(text: str) -> bool | int | float:
-    """A results.csv number or yes/no as `Evaluate` wrote it."""
+    """A results.csv number or yes/no as `Evaluate` wrote it (empty: a metric the run did not have, NaN)."""
+    if text == "":
+        return math.nan
     if text in ("True", "False"):
         return text == "True"
     return int(text) if text.lstrip("-").isdigit() else float(text)
@@ -289,6 +322,7 @@ def replicate_values(rows: list[dict[str, Any]], key: str) -> tuple[list[float],
 
 
 def cell(rows: list[dict[str, Any]], key: str) -> str:
+    rows = [r for r in rows if key in r]  # rows merged from runs made before the metric existed have none
     if not rows:
         return "—"
     if isinstance(rows[0][key], bool):
@@ -304,15 +338,27 @@ def cell(rows: list[dict[str, Any]], key: str) -> str:
     return f"{mean:.2f} ± {half:.2f} ({n} {unit}{each})"
 
 
-def mpc_changes(config: CompareConfig) -> str:
-    """The MPC settings that differ from the robot's defaults (`--mpc`), for the results' header."""
+def mpc_overrides(robot: str, mpc: MPCConfig | None) -> dict[str, Any]:
+    """The MPC settings that differ from the robot's defaults, by dotted name (`planner.population`)."""
     def flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in data.items():
             out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value})
         return out
-    default = flat(to_dict(default_mpc(config.robot)))
-    changed = {k: v for k, v in flat(to_dict(config.mpc)).items() if default[k] != v} if config.mpc else {}
+    default = flat(to_dict(default_mpc(robot)))
+    return {k: v for k, v in flat(to_dict(mpc)).items() if default[k] != v} if mpc else {}
+
+
+def mpc_label(robot: str, mpc: MPCConfig | None) -> str:
+    """results.csv's `mpc` column: the changed settings as `--mpc` takes them (`from_prior=false
+    planner.population=200`), or "defaults"."""
+    changed = mpc_overrides(robot, mpc)
+    return " ".join(f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in changed.items()) or "defaults"
+
+
+def mpc_changes(config: CompareConfig) -> str:
+    """The MPC settings that differ from the robot's defaults (`--mpc`), for the results' header."""
+    changed = mpc_overrides(config.robot, config.mpc)
     if not changed:
         return "settings: the robot's defaults"
     return "settings changed from the robot's defaults: " + ", ".join(f"{k}={v}" for k, v in changed.items())
@@ -349,7 +395,7 @@ def markdown_table(config: CompareConfig, rows: list[dict[str, Any]]) -> str:
 
 def write_plots(config: CompareConfig, out: Path, jobs: list[EvalJob], traces: list[dict[str, Any]]) -> None:
     env_class = robots.ROBOTS[config.robot]
-    dt = make_env(config.robot, None).dt
+    dt = robot_dt(config.robot)
 
     def grouped(split: str, task: str | None = None) -> dict[str, list[dict[str, Any]]]:
         groups: dict[str, list[dict[str, Any]]] = {}

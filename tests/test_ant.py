@@ -107,6 +107,20 @@ def test_a_speed_cap_pays_the_planner_forward_speed_only_up_to_the_cap():
     np.testing.assert_allclose(as_torch.numpy(), reward - [0, 0, 1.1])
 
 
+def test_an_effort_weight_prices_the_planner_s_squared_action_at_that_weight():
+    """`planning_reward(effort_weight=w)` is the task's reward with the squared action costing w instead of
+    Ant-v5's 0.5; it composes with the speed cap."""
+    env = AntEnv()
+    obs, _ = env.reset(seed=0)
+    states = np.repeat(obs[None], 2, axis=0)
+    actions = np.stack([np.zeros(8), np.full(8, 0.5)])  # squared action 0 and 2
+    reward = env.reward(states, actions, states)
+    np.testing.assert_allclose(env.planning_reward(states, actions, states, effort_weight=0.1), reward + [0, 0.8])
+    np.testing.assert_allclose(env.planning_reward(states, actions, states, effort_weight=0.5), reward)
+    np.testing.assert_allclose(env.planning_reward(states, actions, states, speed_cap=10.0, effort_weight=0.0),
+                               reward + [0, 1.0])
+
+
 def test_the_ant_with_leg_3_broken_is_leg_0_broken_seen_in_the_mirror():
     """The held-out broken leg is the mirror image of a training one (issue 14): started in each other's
     mirror image and driven by mirrored actions, the two ants stay mirror images, with the same reward."""

@@ -225,7 +225,7 @@ def test_the_mpc_plans_with_the_speed_capped_reward(checkpoints):
                                env.reward(states, actions, states) - [0.0, 1.5])
 
 
-def test_a_speed_cap_on_a_robot_whose_reward_pays_no_speed_is_a_clear_error(checkpoints):
+def test_mpc_options_that_the_robot_or_the_rule_cannot_use_are_clear_errors(checkpoints):
     from mbmeta.config import FieldError
 
     with pytest.raises(ValueError, match="MPCConfig.speed_cap: QuadrotorEnv's reward pays no forward speed"):
@@ -234,6 +234,15 @@ def test_a_speed_cap_on_a_robot_whose_reward_pays_no_speed_is_a_clear_error(chec
                         robots.make("quadrotor"))
     with pytest.raises(FieldError, match="speed_cap"):
         MPCConfig(speed_cap=0.0)
+    with pytest.raises(ValueError, match="MPCConfig.effort_weight: QuadrotorEnv does not reweigh"):
+        make_controller(ControllerConfig(controller="cem_mpc", checkpoint=checkpoints["quadrotor"],
+                                         mpc=MPCConfig(planner=SMALL_PLANNER, effort_weight=0.1)),
+                        robots.make("quadrotor"))
+    with pytest.raises(FieldError, match="effort_weight"):
+        MPCConfig(effort_weight=-0.1)
+    with pytest.raises(FieldError, match="MPCConfig.forgetting: .* needs from_prior false"):
+        MPCConfig(forgetting=0.01)
+    assert MPCConfig(from_prior=False, forgetting=0.01).forgetting == 0.01
 
 
 def test_the_planner_scores_rollouts_with_the_configured_safety_margin(checkpoints):

@@ -36,6 +36,10 @@ def test_task_metrics_of_episodes_with_known_motion():
     metrics = ant.episode_metrics({"x_position": 0.5}, infos, terminated=True, dt=0.05)
     assert metrics["distance_m"] == pytest.approx(2.0) and metrics["forward_speed_mps"] == pytest.approx(1.0)
     assert metrics["fell"] is True and metrics["fell_step"] == 40
+    assert math.isnan(metrics["stalled"])  # no whole 2.5 s spell yet
+    # walks 2.5 m in the first 2.5 s spell, then 0.025 m in each of the next two: stalled 2 of 3 spells
+    standing = [{"x_position": 0.5 + (0.05 * t if t <= 50 else 2.5 + 0.0005 * t)} for t in range(1, 161)]
+    assert ant.episode_metrics({"x_position": 0.5}, standing, terminated=False, dt=0.05)["stalled"] == 2 / 3
     quad = robots.ROBOTS["quadrotor"]
     metrics = quad.episode_metrics({}, [{"tracking_error": 3.0}, {"tracking_error": 4.0}], terminated=False, dt=0.1)
     assert metrics["tracking_rmse_m"] == pytest.approx(math.sqrt(12.5)) and metrics["crashed"] is False
@@ -142,6 +146,16 @@ def test_compare_over_two_training_seeds_writes_intervals_csv_and_every_plot(tmp
     assert (merged / "results.md").read_text() == table
     with pytest.raises(ValueError, match="also in"):
         merge_results(config, [parts[0], parts[0]])
+    # Each row records the MPC settings it ran with; merge states them, and refuses rows that differ.
+    assert "mpc" in header and all(line.endswith(",defaults") for line in csv[1:])
+    continual = tmp_path / "continual.csv"
+    continual.write_text(parts[1].read_text().replace(",defaults\n", ",from_prior=false\n"))
+    with pytest.raises(ValueError, match=r"different MPC settings \(defaults \| from_prior=false\)"):
+        merge_results(config, [parts[0], continual])
+    with pytest.raises(ValueError, match="--mpc: the runs ran with defaults, not from_prior=false"):
+        merge_results(dataclasses.replace(config, mpc=mpc_settings("quadrotor", ["from_prior=false"])), parts)
+    alone = merge_results(dataclasses.replace(config, out=tmp_path / "continual"), [continual])
+    assert "MPC settings changed from the robot's defaults: from_prior=False." in (alone / "results.md").read_text()
 
 
 def test_the_results_say_which_mpc_settings_differ_from_the_robots_defaults():

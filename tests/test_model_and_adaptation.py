@@ -103,6 +103,23 @@ def test_continuing_from_the_last_adaptation_is_an_option(ant_store):
     assert not torch.allclose(chained.adapt(*window)["w0"], once)  # a second step from φ_{t-1}
 
 
+def test_forgetting_continues_from_the_last_adaptation_pulled_back_toward_the_prior(ant_store):
+    """With `forgetting = λ`, a step starts from θ* + (1 − λ)(φ_{t−1} − θ*): λ = 1 is GrBAL's from-θ* rule."""
+    model = small_model(ant_store)
+    step_sizes = {n: torch.full_like(p, 0.01) for n, p in model.prior().items()}
+    first, second = ([torch.as_tensor(x[i:i + 5], dtype=torch.float32)
+                      for x in (ant_store.obs, ant_store.actions, ant_store.next_obs)] for i in (0, 5))
+    from_prior = OnlineAdapter(model, step_sizes)
+    forget_all = OnlineAdapter(model, step_sizes, from_prior=False, forgetting=1.0)
+    half = OnlineAdapter(model, step_sizes, from_prior=False, forgetting=0.5)
+    for adapter in (from_prior, forget_all, half):
+        adapter.adapt(*first)
+    prior, last = half.prior, dict(half.params)
+    midway = {n: prior[n] + 0.5 * (last[n] - prior[n]) for n in prior}
+    torch.testing.assert_close(forget_all.adapt(*second), from_prior.adapt(*second))
+    torch.testing.assert_close(half.adapt(*second), half._gradient_steps(midway, *second))
+
+
 @pytest.mark.parametrize("steps", [1, 2])
 def test_online_adaptation_takes_exactly_the_first_order_maml_step(ant_store, steps):
     """The controller's fast autograd path and the meta-trainer's functional `adapt` are the same step."""
