@@ -134,13 +134,15 @@ class Evaluate:
 
     def saved_path(self, job: EvalJob) -> Path | None:
         """Where the finished episode is kept: `out`/episodes, under a name made from everything that decides
-        its numbers but the code (None when the controller's model file is missing: `build` says so)."""
+        its numbers but the code (None when the controller's model file is missing: `build` says so). The MPC
+        settings enter as those changed from the robot's defaults (None: none), so a setting added later, left
+        at its default, keeps the names."""
         config = self.config
         checkpoint = shipped_checkpoint(config.robot, job.controller, job.models)
         if checkpoint is not None and not checkpoint.is_file():
             return None
         key = {"robot": config.robot, "episode_length": config.episode_length, "split": job.split, "task": job.task,
-               "controller": job.controller, "seed": job.seed, "mpc": to_dict(config.mpc) if config.mpc else None,
+               "controller": job.controller, "seed": job.seed, "mpc": mpc_overrides(config.robot, config.mpc) or None,
                "model": hashlib.sha256(checkpoint.read_bytes()).hexdigest() if checkpoint else None}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         return Path(config.out) / "episodes" / f"{job.controller}-{job.task}-{job.seed}-{digest}.pkl.gz"

@@ -133,6 +133,7 @@ def test_compare_over_two_training_seeds_writes_intervals_csv_and_every_plot(tmp
     assert (run_compare(config, progress=False) / "results.csv").read_text().splitlines() == csv
     job = next(j for j in make_jobs(config) if j.controller == "nonadaptive")
     before = Evaluate(config).saved_path(job)
+    assert Evaluate(dataclasses.replace(config, mpc=default_mpc("quadrotor"))).saved_path(job) == before
     shutil.copy(SHIPPED / "quadrotor_grbal.pt", job.models / "quadrotor_mb.pt")
     assert before.exists() and Evaluate(config).saved_path(job) != before
 
