@@ -235,7 +235,8 @@ def merge_results(config: CompareConfig, csvs: list[Path]) -> Path:
             for raw in csv.DictReader(f):
                 if raw["robot"] != config.robot:
                     raise ValueError(f"{path}: rows of robot {raw['robot']!r}, not {config.robot!r}")
-                key = tuple(raw[k] for k in ("models", "split", "task", "controller", "seed"))
+                # (with the MPC settings: the same episode run under two settings is the error below, not this)
+                key = tuple(raw.get(k, "") for k in ("models", "split", "task", "controller", "seed", "mpc"))
                 if key in seen:
                     raise ValueError(f"{path}: the episode {key} is also in {seen[key]}; merge runs that differ "
                                      f"in model folders, tasks, controllers or episode seeds")

@@ -153,6 +153,8 @@ def test_compare_over_two_training_seeds_writes_intervals_csv_and_every_plot(tmp
     continual.write_text(parts[1].read_text().replace(",defaults\n", ",from_prior=false\n"))
     with pytest.raises(ValueError, match=r"different MPC settings \(defaults \| from_prior=false\)"):
         merge_results(config, [parts[0], continual])
+    with pytest.raises(ValueError, match="different MPC settings"):  # the same episodes under two settings
+        merge_results(config, [parts[1], continual])
     with pytest.raises(ValueError, match="--mpc: the runs ran with defaults, not from_prior=false"):
         merge_results(dataclasses.replace(config, mpc=mpc_settings("quadrotor", ["from_prior=false"])), parts)
     alone = merge_results(dataclasses.replace(config, out=tmp_path / "continual"), [continual])
