@@ -57,6 +57,11 @@ class MPCConfig:
     # Weigh the squared action by this in the planned reward instead of the task's weight (the robot's
     # `planning_reward`; None: as the task weighs it).
     effort_weight: float | None = None
+    # End an imagined episode where the torso rises faster than this (m/s) times (1 - safety_margin) (the robot's
+    # `planning_terminal`; None: the robot's own limit, the ant's 1.0). The ant's speed-safety trade: its gaits
+    # on the unseen leg bounce faster than the limit allows, and its models miss the bounce that ends a fast
+    # one in a jump (issue 14).
+    rise_cap: float | None = None
     # Use the robot's mirror symmetry: each step, the prior's loss on the last k transitions, as they happened
     # and mirrored, says whether the robot behaves like the model or like its mirror image; the controller
     # adapts and plans in that frame. Works with and without `adapt` (the choice itself is an adaptation).
@@ -66,8 +71,8 @@ class MPCConfig:
     RANGES: ClassVar[dict[str, Range]] = {"k": at_least(1), "inner_steps": at_least(1),
                                           "max_loss_ratio": at_least(1), "backtracking": NON_NEGATIVE,
                                           "safety_margin": Range(0.0, 0.9), "speed_cap": POSITIVE,
-                                          "effort_weight": NON_NEGATIVE, "forgetting": Range(0.0, 1.0),
-                                          "seed": NON_NEGATIVE}
+                                          "effort_weight": NON_NEGATIVE, "rise_cap": POSITIVE,
+                                          "forgetting": Range(0.0, 1.0), "seed": NON_NEGATIVE}
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -113,8 +118,9 @@ class MPCController(Controller):
         shaping = {name: value for name, value in (("speed_cap", config.speed_cap),
                                                    ("effort_weight", config.effort_weight)) if value is not None}
         self.reward = functools.partial(reward, **shaping) if shaping else reward
-        self.is_terminal = functools.partial(is_terminal, margin=config.safety_margin) if config.safety_margin \
-            else is_terminal
+        limits = {name: value for name, value in (("margin", config.safety_margin), ("rise_cap", config.rise_cap))
+                  if value}
+        self.is_terminal = functools.partial(is_terminal, **limits) if limits else is_terminal
         self.rollout = make_rollout(config.backend, model)
         if config.mirror:
             self.rollout = MirroredRollout(self.rollout, mirror)

@@ -267,8 +267,7 @@ class RobotEnv(gym.Env):
         faster batched way that gives them too)."""
         n, horizon, _ = actions.shape
         rewards, terminated = np.zeros((n, horizon)), np.zeros((n, horizon), bool)
-        start = self.snapshot()
-        try:
+        with self._left_as_it_is() as start:
             for i in range(n):
                 self.restore(start)
                 for t in range(horizon):
@@ -276,10 +275,24 @@ class RobotEnv(gym.Env):
                     if terminated[i, t]:
                         terminated[i, t:] = True
                         break
+        return rewards, terminated
+
+    def imagine_path(self, actions: np.ndarray) -> np.ndarray:
+        """The observations (H + 1, ds) along one action sequence (H, da) from the current state in this very
+        simulator, the current one first, every step taken even past a termination (a planner's objective
+        masks those); the env is left exactly as it was."""
+        with self._left_as_it_is():
+            return np.stack([self._obs, *(self.step(action)[0] for action in actions)])
+
+    @contextlib.contextmanager
+    def _left_as_it_is(self) -> Iterator[tuple[Any, ...]]:
+        """Within: free to step; after: this env back at the snapshot taken on entry (which it yields)."""
+        start = self.snapshot()
+        try:
+            yield start
         finally:
             self.restore(start)
             self._release_sim_state(start[3])
-        return rewards, terminated
 
     def _info(self) -> dict[str, Any]:
         assert self._active is not None
@@ -358,8 +371,12 @@ class RobotEnv(gym.Env):
         return cls.reward(obs, action, next_obs)
 
     @classmethod
-    def planning_terminal(cls, next_obs: Any, margin: float = 0.0) -> Any:
+    def planning_terminal(cls, next_obs: Any, margin: float = 0.0, rise_cap: float | None = None) -> Any:
         """What a planner on a learned model treats as the end of an imagined episode: `is_terminal`, plus
-        whatever else the robot knows its models cannot foresee in time (the ant: a torso launched upward).
+        whatever else the robot knows its models cannot foresee in time (the ant: a torso launched upward,
+        faster than `rise_cap` m/s times (1 - margin), the robot's own limit when None).
         The same (N,) bool, a superset of `is_terminal(next_obs, margin)`."""
+        if rise_cap is not None:
+            raise ValueError(f"MPCConfig.rise_cap: {cls.__name__}'s planner ends no imagined episode on the rise "
+                             f"speed; leave rise_cap unset")
         return cls.is_terminal(next_obs, margin)

@@ -74,7 +74,8 @@ def test_bad_leg_values_are_rejected_by_field():
 
 def test_a_planner_treats_a_fast_rising_torso_as_a_fall_and_the_episode_does_not():
     """The ant falls by jumping, launched by a kick its models underestimate: for a planner, a torso rising
-    faster than `PLANNED_MAX_RISE_SPEED` (times 1 - margin) ends the imagined episode; the real one goes on."""
+    faster than `PLANNED_MAX_RISE_SPEED`, or the `rise_cap` given, (times 1 - margin) ends the imagined
+    episode; the real one goes on."""
     from robots.ant import OBS_VZ, OBS_Z, PLANNED_MAX_RISE_SPEED
 
     env = AntEnv()
@@ -86,6 +87,11 @@ def test_a_planner_treats_a_fast_rising_torso_as_a_fall_and_the_episode_does_not
     np.testing.assert_array_equal(env.is_terminal(states, 0.3), [False, False, False])
     np.testing.assert_array_equal(env.planning_terminal(states), [False, False, True])
     np.testing.assert_array_equal(env.planning_terminal(states, 0.3), [False, True, True])
+    cap = 1.5 * PLANNED_MAX_RISE_SPEED
+    np.testing.assert_array_equal(env.planning_terminal(states, rise_cap=cap), [False, False, False])
+    np.testing.assert_array_equal(env.planning_terminal(states, 0.3, rise_cap=cap), [False, False, True])
+    states[:, OBS_Z] = 1.1  # above the healthy range: terminal whatever the cap
+    np.testing.assert_array_equal(env.planning_terminal(states, rise_cap=cap), [True, True, True])
 
 
 def test_a_speed_cap_pays_the_planner_forward_speed_only_up_to_the_cap():

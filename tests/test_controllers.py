@@ -225,21 +225,35 @@ def test_the_mpc_plans_with_the_speed_capped_reward(checkpoints):
                                env.reward(states, actions, states) - [0.0, 1.5])
 
 
+def test_the_mpc_ends_imagined_episodes_at_the_configured_rise_cap(checkpoints):
+    """With `rise_cap` (and the margin), candidates are scored with the robot's `planning_terminal` at that
+    cap: a torso rising at 1.2 m/s ends the ant's imagined episode by default, not under a cap of 2.0."""
+    from robots.ant import OBS_VZ
+
+    env = robots.make("ant")
+    obs, _ = env.reset(seed=0)
+    rising = obs.copy()
+    rising[OBS_VZ] = 1.2
+    for rise_cap, margin, expected in ((None, 0.0, True), (2.0, 0.0, False), (2.0, 0.5, True)):
+        controller = make_controller(ControllerConfig(
+            controller="cem_mpc", checkpoint=checkpoints["ant"],
+            mpc=MPCConfig(planner=SMALL_PLANNER, rise_cap=rise_cap, safety_margin=margin)), env)
+        assert bool(controller.is_terminal(rising[None])[0]) is expected
+
+
 def test_mpc_options_that_the_robot_or_the_rule_cannot_use_are_clear_errors(checkpoints):
     from mbmeta.config import FieldError
 
-    with pytest.raises(ValueError, match="MPCConfig.speed_cap: QuadrotorEnv's reward pays no forward speed"):
-        make_controller(ControllerConfig(controller="cem_mpc", checkpoint=checkpoints["quadrotor"],
-                                         mpc=MPCConfig(planner=SMALL_PLANNER, speed_cap=0.5)),
-                        robots.make("quadrotor"))
-    with pytest.raises(FieldError, match="speed_cap"):
-        MPCConfig(speed_cap=0.0)
-    with pytest.raises(ValueError, match="MPCConfig.effort_weight: QuadrotorEnv does not reweigh"):
-        make_controller(ControllerConfig(controller="cem_mpc", checkpoint=checkpoints["quadrotor"],
-                                         mpc=MPCConfig(planner=SMALL_PLANNER, effort_weight=0.1)),
-                        robots.make("quadrotor"))
-    with pytest.raises(FieldError, match="effort_weight"):
-        MPCConfig(effort_weight=-0.1)
+    refusals = {"speed_cap": "QuadrotorEnv's reward pays no forward speed", "effort_weight": "QuadrotorEnv does not "
+                "reweigh", "rise_cap": "QuadrotorEnv's planner ends no imagined episode on the rise speed"}
+    for option, message in refusals.items():  # options of the ant's planning objective, on the quadrotor
+        with pytest.raises(ValueError, match=f"MPCConfig.{option}: {message}"):
+            make_controller(ControllerConfig(controller="cem_mpc", checkpoint=checkpoints["quadrotor"],
+                                             mpc=MPCConfig(planner=SMALL_PLANNER, **{option: 0.5})),
+                            robots.make("quadrotor"))
+    for option, value in (("speed_cap", 0.0), ("effort_weight", -0.1), ("rise_cap", 0.0)):
+        with pytest.raises(FieldError, match=option):
+            MPCConfig(**{option: value})
     with pytest.raises(FieldError, match="MPCConfig.forgetting: .* needs from_prior false"):
         MPCConfig(forgetting=0.01)
     assert MPCConfig(from_prior=False, forgetting=0.01).forgetting == 0.01

@@ -56,6 +56,7 @@ def test_task_metrics_of_episodes_with_known_motion():
 @pytest.mark.parametrize("robot, task", [("ant", "broken-leg-3"), ("quadrotor", "heavy-payload"),
                                          ("quadrotor", "pickup")])
 def test_the_oracle_imagines_exactly_what_the_simulator_does_and_leaves_it_untouched(robot, task):
+    """`imagine` (rewards, terminations) and `imagine_path` (observations) give the numbers `step` gives."""
     env, twin = robots.make(robot, task=task), robots.make(robot, task=task)
     rng = np.random.default_rng(0)
     nominal = default_mpc(robot).planner.nominal_action or (0.0,) * env.action_space.shape[0]
@@ -67,15 +68,18 @@ def test_the_oracle_imagines_exactly_what_the_simulator_does_and_leaves_it_untou
         twin.step(action)
     candidates = np.clip(np.asarray(nominal) + rng.normal(0, 0.2, (6, 8, env.action_space.shape[0])), -1, 1)
     rewards, terminated = env.imagine(candidates)
+    paths = [env.imagine_path(c) for c in candidates]
     for i in range(len(candidates)):  # each candidate, stepped for real in a copy of the episode
         copy = robots.make(robot, task=task)
         copy.reset(seed=4)
         replay = np.random.default_rng(0)
         for _ in range(93):
             copy.step(np.clip(np.asarray(nominal) + replay.normal(0, 0.05, env.action_space.shape), -1, 1))
+        np.testing.assert_array_equal(paths[i][0], copy._obs)
         for t in range(candidates.shape[1]):
-            _, reward, done, _, _ = copy.step(candidates[i, t])
+            obs, reward, done, _, _ = copy.step(candidates[i, t])
             assert reward == rewards[i, t] and done == terminated[i, t], (i, t)
+            np.testing.assert_array_equal(paths[i][t + 1], obs)
             if done:
                 assert np.all(rewards[i, t + 1:] == 0.0) and np.all(terminated[i, t:])
                 break
@@ -228,6 +232,27 @@ def test_onpolicy_error_scores_a_checkpoint_on_the_states_of_a_controller_withou
     np.testing.assert_array_equal(errors["checkpoint"]["all"], errors["baseline"]["all"])
     with pytest.raises(ValueError, match="plans on no learned model"):
         onpolicy_errors(env, controller, episodes=1, horizon=4, seed=0, before_end=5)
+
+
+def test_plan_check_scores_the_oracle_s_plan_along_the_simulator_as_the_simulator_pays_it():
+    """With a planning objective that is the task's own (no margin or caps: the quadrotor at margin 0), the
+    oracle plan's objective along the simulator's states is its task reward, step for step; the model's
+    scores are finite."""
+    from scripts.plan_check import run
+
+    env = robots.make("quadrotor", episode_length=10)
+    env.set_task("heavy-payload")
+    mpc = mpc_settings("quadrotor", ["safety_margin=0", "planner.population=12", "planner.horizon=4",
+                                     "planner.iterations=2"])
+    controller = make_controller(ControllerConfig(controller="cem_adaptive", checkpoint=str(SHIPPED /
+                                                  "quadrotor_grbal.pt"), mpc=mpc), env)
+    rows, recent = run(env, controller, steps=7, every=3, seed=0)
+    assert len(rows) == len(recent) == 2  # steps 3 and 6
+    for row in rows:
+        sim_oracle, task, ended, by_planning_limit = row[5:]
+        assert ended == 4 and not by_planning_limit  # hovering near the reference, nothing ends the plan
+        assert sim_oracle == pytest.approx(task, rel=1e-4, abs=1e-4)
+        assert np.isfinite(row).all()
 
 
 def test_reward_bias_is_zero_for_what_happened_and_positive_for_an_optimistic_path():
