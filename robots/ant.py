@@ -45,7 +45,7 @@ OBS_DIM = 28
 # in their training data a torso rising faster than 2.5 m/s nearly always left the range, while walking
 # rarely rose faster than 0.9 m/s (90th percentile). It is a trade (`MPCConfig.rise_cap` moves it): the gaits that
 # walk the unseen broken leg bounce faster, and at 1.43 the adaptive MPC walked that leg 2.4x as far while the
-# healthy ant, allowed to bounce, jumped in 11 of 30 episodes instead of 1 (issue 14).
+# healthy ant fell in 11 of 30 episodes instead of 1 (issue 14).
 PLANNED_MAX_RISE_SPEED = 1.0
 # A stall (the `stalled` task metric): a 2.5 s spell in which the torso advanced less than 0.1 m (< 0.04 m/s).
 # On the unseen leg the learned MPCs lose most of their distance standing still, not walking slowly (issue 14).
