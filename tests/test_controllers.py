@@ -244,8 +244,9 @@ def test_the_mpc_ends_imagined_episodes_at_the_configured_rise_cap(checkpoints):
 def test_mpc_options_that_the_robot_or_the_rule_cannot_use_are_clear_errors(checkpoints):
     from mbmeta.config import FieldError
 
-    refusals = {"speed_cap": "QuadrotorEnv's reward pays no forward speed", "effort_weight": "QuadrotorEnv does not "
-                "reweigh", "rise_cap": "QuadrotorEnv's planner ends no imagined episode on the rise speed"}
+    refusals = {"speed_cap": "QuadrotorEnv's reward pays no forward speed",
+                "effort_weight": "QuadrotorEnv does not reweigh",
+                "rise_cap": "QuadrotorEnv's planner ends no imagined episode on the rise speed"}
     for option, message in refusals.items():  # options of the ant's planning objective, on the quadrotor
         with pytest.raises(ValueError, match=f"MPCConfig.{option}: {message}"):
             make_controller(ControllerConfig(controller="cem_mpc", checkpoint=checkpoints["quadrotor"],
