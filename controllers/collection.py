@@ -38,6 +38,10 @@ def exploration_policy(env: RobotEnv, rng: np.random.Generator) -> Controller:
     return RandomController(env.observation_space, env.action_space, seed=seed)
 
 
+# What the collecting MPC changes besides the margin and the speed cap (see `collection_policy`).
+COLLECTION_CHANGES: dict[str, dict[str, float]] = {"ant": {"rise_cap": 1.0}}
+
+
 def collection_policy(iteration: int, env: RobotEnv, model: DynamicsModel, step_sizes: Params, window: int,
                       rng: np.random.Generator) -> Controller:
     """The policy for GrBAL's data-collection step (a `mbmeta.grbal.PolicyFactory`): exploration in the
@@ -47,13 +51,15 @@ def collection_policy(iteration: int, env: RobotEnv, model: DynamicsModel, step_
     It plans without the deployed controller's safety margin, up to the robot's real limits: the model then
     sees the states near them that the margin keeps the deployed controller from (on the quadrotor, models
     collected at margin 0.3 crashed more under the 0.3 planner than models collected at 0; issue 13). What
-    the robot's `planning_terminal` adds at margin 0 stays: under the ant's cap on its torso's rise speed the
-    collecting MPC's episodes lasted 251 steps on average instead of 128-154 (of 300), and its models walked
-    about twice as far (issue 14). Nor does it cap the speed it plans for: the shipped models were collected
-    without the ant's deployed cap."""
+    the robot's `planning_terminal` adds at margin 0 stays, as the shipped models were collected: the ant's flat
+    1.0 m/s cap on its torso's rise speed (its deployed planner's default until issue 14 replaced it with the
+    kick margin; `COLLECTION_CHANGES`). Under that cap the collecting MPC's episodes lasted 251 steps on
+    average instead of 128-154 (of 300), and its models walked about twice as far (issue 14). Nor does it cap
+    the speed it plans for: the shipped models were collected without the ant's deployed cap."""
     if iteration == 0:
         return exploration_policy(env, rng)
-    config = dataclasses.replace(default_mpc(robots.name_of(env)), adapt=window > 0, k=max(window, 1),
-                                 safety_margin=0.0, speed_cap=None, seed=int(rng.integers(2**31)))
+    robot = robots.name_of(env)
+    config = dataclasses.replace(default_mpc(robot), adapt=window > 0, k=max(window, 1), safety_margin=0.0,
+                                 speed_cap=None, seed=int(rng.integers(2**31)), **COLLECTION_CHANGES.get(robot, {}))
     return MPCController(env.observation_space, env.action_space, model, step_sizes, env.planning_reward,
                          env.planning_terminal, config)

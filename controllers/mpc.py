@@ -57,11 +57,14 @@ class MPCConfig:
     # Weigh the squared action by this in the planned reward instead of the task's weight (the robot's
     # `planning_reward`; None: as the task weighs it).
     effort_weight: float | None = None
-    # End an imagined episode where the torso rises faster than this (m/s) times (1 - safety_margin) (the robot's
-    # `planning_terminal`; None: the robot's own limit, the ant's 1.0). The ant's speed-safety trade: its gaits
-    # on the unseen leg bounce faster than the limit allows, and its models miss the bounce that ends a fast
-    # one in a jump (issue 14).
+    # Limits on the torso's planned rise (the robot's `planning_terminal`; the ant falls by jumping, launched by
+    # kicks its models miss; issue 14). `kick_margin` (m/s; None: the robot's own, the ant's 2.0): end an
+    # imagined episode where a torso kicked upward this much faster than imagined would fly over the top of
+    # the healthy range, so a low torso may rise faster than a high one. `rise_cap` (m/s): a flat cap on the
+    # rise speed instead, times (1 - safety_margin) (the ant's default until issue 14 measured the kick margin;
+    # 1.0 stands the broken ant still, 1.43 lets the healthy one fall).
     rise_cap: float | None = None
+    kick_margin: float | None = None
     # Use the robot's mirror symmetry: each step, the prior's loss on the last k transitions, as they happened
     # and mirrored, says whether the robot behaves like the model or like its mirror image; the controller
     # adapts and plans in that frame. Works with and without `adapt` (the choice itself is an adaptation).
@@ -72,6 +75,7 @@ class MPCConfig:
                                           "max_loss_ratio": at_least(1), "backtracking": NON_NEGATIVE,
                                           "safety_margin": Range(0.0, 0.9), "speed_cap": POSITIVE,
                                           "effort_weight": NON_NEGATIVE, "rise_cap": POSITIVE,
+                                          "kick_margin": NON_NEGATIVE,
                                           "forgetting": Range(0.0, 1.0), "seed": NON_NEGATIVE}
 
     def __post_init__(self) -> None:
@@ -118,8 +122,8 @@ class MPCController(Controller):
         shaping = {name: value for name, value in (("speed_cap", config.speed_cap),
                                                    ("effort_weight", config.effort_weight)) if value is not None}
         self.reward = functools.partial(reward, **shaping) if shaping else reward
-        limits = {name: value for name, value in (("margin", config.safety_margin), ("rise_cap", config.rise_cap))
-                  if value}
+        limits = {name: value for name, value in (("margin", config.safety_margin), ("rise_cap", config.rise_cap),
+                                                  ("kick_margin", config.kick_margin)) if value is not None}
         self.is_terminal = functools.partial(is_terminal, **limits) if limits else is_terminal
         self.rollout = make_rollout(config.backend, model)
         if config.mirror:

@@ -41,10 +41,11 @@ PLANNER_NAMES = {"rs": "random", "cem": "cem", "mppi": "mppi"}
 # differential thrust flips it within 0.1 s. It plans as if a crash came 30% inside each limit (tilt, distance,
 # body rate, altitude floor): its models have seen only crashes out there, and with the margin the adaptive
 # MPC's held-out gain over the non-adaptive one is outside the seed spread (issue 13). The ant plans with the
-# same margin: its height range narrowed to 0.32-0.88 m and its torso's rise speed capped at 0.7 m/s (its
-# `planning_terminal`: it falls by jumping, launched by a kick its models underestimate; issue 14). It also counts
-# its forward speed only up to 1.2 m/s in the planned reward: paid for all the speed its model promised, the
-# healthy ant fell (jumped) in 20 of 60 episodes over three seeds, with the cap in 4 (issue 14).
+# same margin: its height range narrowed to 0.32-0.88 m, and no plan that a kick 2 m/s stronger than imagined
+# would throw out of the range (its `planning_terminal`: it falls by jumping, launched by kicks its models miss;
+# issue 14). It also counts its forward speed only up to 1.2 m/s in the planned reward: paid for all the speed
+# its model promised, the healthy ant fell (jumped) in 20 of 60 episodes over three seeds, with the cap in 4
+# (issue 14).
 DEFAULT_MPC = {
     "ant": MPCConfig(planner=PlannerConfig(horizon=15, population=100, iterations=4), safety_margin=0.3,
                      speed_cap=1.2),

@@ -371,12 +371,15 @@ class RobotEnv(gym.Env):
         return cls.reward(obs, action, next_obs)
 
     @classmethod
-    def planning_terminal(cls, next_obs: Any, margin: float = 0.0, rise_cap: float | None = None) -> Any:
+    def planning_terminal(cls, next_obs: Any, margin: float = 0.0, rise_cap: float | None = None,
+                          kick_margin: float | None = None) -> Any:
         """What a planner on a learned model treats as the end of an imagined episode: `is_terminal`, plus
-        whatever else the robot knows its models cannot foresee in time (the ant: a torso launched upward,
-        faster than `rise_cap` m/s times (1 - margin), the robot's own limit when None).
+        whatever else the robot knows its models cannot foresee in time (the ant: a torso that a kick
+        `kick_margin` m/s stronger than imagined would throw out of its range, the robot's own margin when
+        None; or with `rise_cap`, a torso rising faster than that times (1 - margin)).
         The same (N,) bool, a superset of `is_terminal(next_obs, margin)`."""
-        if rise_cap is not None:
-            raise ValueError(f"MPCConfig.rise_cap: {cls.__name__}'s planner ends no imagined episode on the rise "
-                             f"speed; leave rise_cap unset")
+        for name, value in (("rise_cap", rise_cap), ("kick_margin", kick_margin)):
+            if value is not None:
+                raise ValueError(f"MPCConfig.{name}: {cls.__name__}'s planner ends no imagined episode on the "
+                                 f"torso's rise; leave {name} unset")
         return cls.is_terminal(next_obs, margin)

@@ -19,7 +19,10 @@ the states the planner steers into. It also prints how much more reward per step
 along those actions than happened: a planner that picks the best of many candidates is drawn to where
 its model is optimistic. `--trace I` also prints, for each episode that ended early, its last
 `--before-end` steps of observation I as it happened and as predicted one step ahead with the parameters the
-controller planned with (on the ant, I = 15, the torso's upward speed, shows the kick that launches a jump).
+controller planned with (on the ant, I = 15, the torso's upward speed, shows the kick that launches a jump),
+and over every step of every episode the observation's percentiles and how far what happened to it was from
+that prediction (on the ant: how much faster than foreseen a kick can throw the torso up, what `--mpc
+kick_margin` plans for; I = 0, the torso's height, says how high it rides).
 
 With `--controller oracle` (or any controller that plans on no learned model) the states are the
 controller's and the checkpoint's prior is scored on them ("checkpoint"): does the model know the motions
@@ -103,10 +106,12 @@ def onpolicy_errors(env: RobotEnv, controller: Controller, episodes: int, horizo
                     before_end: int, baseline: DynamicsModel | None = None, trace: int | None = None,
                     scored: DynamicsModel | None = None) -> dict[str, dict[str, np.ndarray]]:
     """Run `episodes` episodes and score the models on the visited states: {model: {"all" | "late":
-    (starts, ds) squared H-step errors, "reward bias": (starts,) `reward_bias`}}, "late" being the last
-    `before_end` starts of episodes that ended early. Prints one line per episode (and with `trace`,
-    `print_trace` for each early end). An MPC controller's own model is scored as it planned and as its
-    prior; for any other controller (the oracle) the `scored` model's prior ("checkpoint")."""
+    (starts, ds) squared H-step errors, "reward bias": (starts,) `reward_bias`, "miss" and "seen": (steps,)
+    with `trace`, the planned-with model's one-step miss of observation `trace` (happened - predicted) and the
+    observation itself}}, "late" being the last `before_end` starts of episodes that ended early. Prints one
+    line per episode (and with `trace`, `print_trace` for each early end). An MPC controller's own model is
+    scored as it planned and as its prior; for any other controller (the oracle) the `scored` model's prior
+    ("checkpoint")."""
     if isinstance(controller, MPCController):
         recorder = RecordingController(controller)
         model = controller.model
@@ -119,7 +124,8 @@ def onpolicy_errors(env: RobotEnv, controller: Controller, episodes: int, horizo
     scale = model.in_std[: model.obs_dim].numpy().astype(np.float64)
     if baseline is not None:
         models["baseline"] = (baseline, baseline.prior())
-    errors: dict[str, dict[str, list[np.ndarray]]] = {name: {"all": [], "late": [], "reward bias": []}
+    errors: dict[str, dict[str, list[np.ndarray]]] = {name: {"all": [], "late": [], "reward bias": [], "miss": [],
+                                                             "seen": []}
                                                       for name in models}
     for episode in range(episodes):
         result = timed_episode(env, recorder, seed=seed + episode)
@@ -128,6 +134,10 @@ def onpolicy_errors(env: RobotEnv, controller: Controller, episodes: int, horizo
               f"{format_metrics(result.metrics, env.metric_labels)}, reward per step {np.mean(ep.rewards):.3f}")
         if trace is not None and ep.terminated:
             print_trace(model, recorder.params, ep.observations, ep.actions, trace, before_end)
+        if trace is not None and "planned with" in errors:
+            predicted = predicted_paths(model, recorder.params, ep.observations, ep.actions, 1)[:, 0, trace]
+            errors["planned with"]["miss"].append(ep.observations[1:, trace] - predicted)
+            errors["planned with"]["seen"].append(ep.observations[1:, trace])
         for name, (m, params) in models.items():
             params_at = recorder.params if params is None else [params] * len(ep.actions)
             paths = predicted_paths(m, params_at, ep.observations, ep.actions, horizon)
@@ -154,7 +164,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--horizon", type=int, default=15, help="prediction steps (the planner's horizon)")
     parser.add_argument("--before-end", type=int, default=25, help="steps before an early end to report apart")
     parser.add_argument("--trace", type=int, default=None, metavar="I",
-                        help="print observation I before each early end, as it happened and as predicted")
+                        help="print observation I before each early end, as it happened and as predicted, and "
+                             "its one-step misses over all steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mpc", nargs="*", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
@@ -191,6 +202,15 @@ def main(argv: list[str] | None = None) -> None:
     for name, parts in errors.items():
         bias = parts["reward bias"]
         print(f"{name:<14} {bias.mean():+.3f} ± {bias.std() / np.sqrt(max(len(bias), 1)):.3f}")
+    traced = errors.get("planned with", {})
+    if len(traced.get("miss", ())):
+        miss, seen = traced["miss"], traced["seen"]
+        low, high = np.percentile(miss, [1, 99])
+        print(f"\nobs[{args.trace}] over all {len(miss)} steps: as it happened, 10th / 50th / 90th percentile "
+              f"{' / '.join(f'{v:+.3f}' for v in np.percentile(seen, [10, 50, 90]))}; one step ahead, what "
+              f"happened minus what the parameters planned with predicted: mean {miss.mean():+.3f}, s.d. "
+              f"{miss.std():.3f}, 1st / 99th percentile {low:+.3f} / {high:+.3f}, min / max {miss.min():+.3f} / "
+              f"{miss.max():+.3f}")
 
 
 if __name__ == "__main__":

@@ -7,14 +7,14 @@ Runs one closed-loop episode of a model-based controller. Every `--every` steps 
 state the robot is in: the controller's own, holding the planner's nominal action (the ant: no torque), and
 the oracle's (the same planner on the true simulator, maximising the task's reward: `controllers.oracle`). It
 scores each by the controller's planning objective (its `planning_reward` and `planning_terminal`: speed
-cap, safety margin, rise cap; per step, up to an imagined termination) twice: in the controller's model, and
-along the states the simulator really goes through. Read per state:
+cap, safety margin, the limit on the rise; per step, up to an imagined termination) twice: in the controller's
+model, and along the states the simulator really goes through. Read per state:
 - the model scores a plan far from the simulator: a model error there;
 - the model scores the oracle's (or holding's) plan above the controller's own: the search missed it;
 - the simulator scores the oracle's plan below the controller's own under the planning objective, though the
   oracle's task reward is higher: the objective rules out what the task pays for (`ended` says at which step
   of the oracle's plan the objective's terminal condition first holds along the simulator's states, and
-  whether that was the robot's planning-only limit, the ant's rise cap, rather than the margin's range).
+  whether that was the robot's planning-only limit, the ant's limit on its rise, rather than the margin's range).
 The summary averages all checked states and, with `--below`, those where the robot's step metric (the ant's
 forward speed) averaged less than that over the steps since the last check (the ant stalls below 0.04 m/s).
 """
@@ -61,7 +61,7 @@ def check(env: RobotEnv, controller: MPCController, oracle: OracleController, ob
     along = [objective_along(controller, path, plan) for path, plan in zip(paths, plans, strict=True)]
     task = env.imagine(best[None])[0].sum() / len(own)
     ended = along[2][1]
-    # ended by what only a planner on a learned model counts as an end (the ant's rise cap), not the margin's range
+    # ended by what only a planner on a learned model counts as an end (the ant's rise limit), not the margin's range
     by_planning_limit = ended < len(own) and not env.is_terminal(paths[2][ended + 1][None],
                                                                  controller.config.safety_margin)[0]
     return [*in_model, *(score for score, _ in along), task, ended, by_planning_limit]
@@ -98,7 +98,7 @@ def summary(label: str, rows: np.ndarray, horizon: int) -> str:
     means = "  ".join(f"{name} {x:+.3f}" for name, x in zip(COLUMNS, rows[:, :-2].mean(0), strict=True))
     return (f"{label} ({len(rows)}): {means}; the objective ends the oracle's plan in the simulator in "
             f"{np.mean(rows[:, -2] < horizon):.0%} of them, by the robot's planning-only limit (the ant's rise "
-            f"cap) in {np.mean(rows[:, -1]):.0%}")
+            f"limit) in {np.mean(rows[:, -1]):.0%}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -73,25 +73,49 @@ def test_bad_leg_values_are_rejected_by_field():
 
 
 def test_a_planner_treats_a_fast_rising_torso_as_a_fall_and_the_episode_does_not():
-    """The ant falls by jumping, launched by a kick its models underestimate: for a planner, a torso rising
-    faster than `PLANNED_MAX_RISE_SPEED`, or the `rise_cap` given, (times 1 - margin) ends the imagined
-    episode; the real one goes on."""
-    from robots.ant import OBS_VZ, OBS_Z, PLANNED_MAX_RISE_SPEED
+    """The ant falls by jumping, launched by kicks its models miss: for a planner, a torso that a kick
+    `PLANNED_KICK_MARGIN` m/s stronger than imagined would throw over the healthy range ends the imagined
+    episode, or with `rise_cap` given, one rising faster than that times (1 - margin); the real one goes on."""
+    from robots.ant import OBS_VZ, OBS_Z, PLANNED_KICK_MARGIN
 
     env = AntEnv()
     obs, _ = env.reset(seed=0)
     states = np.repeat(obs[None], 3, axis=0)
     states[:, OBS_Z] = 0.6  # torso height mid-range
-    states[:, OBS_VZ] = np.array([0.5, 0.8, 1.2]) * PLANNED_MAX_RISE_SPEED
+    states[:, OBS_VZ] = [0.3, 0.9, 1.2]  # apex with a 2 m/s kick: 0.87, 1.03, 1.12 m
     np.testing.assert_array_equal(env.is_terminal(states), [False, False, False])
     np.testing.assert_array_equal(env.is_terminal(states, 0.3), [False, False, False])
-    np.testing.assert_array_equal(env.planning_terminal(states), [False, False, True])
-    np.testing.assert_array_equal(env.planning_terminal(states, 0.3), [False, True, True])
-    cap = 1.5 * PLANNED_MAX_RISE_SPEED
-    np.testing.assert_array_equal(env.planning_terminal(states, rise_cap=cap), [False, False, False])
-    np.testing.assert_array_equal(env.planning_terminal(states, 0.3, rise_cap=cap), [False, False, True])
-    states[:, OBS_Z] = 1.1  # above the healthy range: terminal whatever the cap
-    np.testing.assert_array_equal(env.planning_terminal(states, rise_cap=cap), [True, True, True])
+    np.testing.assert_array_equal(env.planning_terminal(states), [False, True, True])
+    np.testing.assert_array_equal(env.planning_terminal(states, kick_margin=PLANNED_KICK_MARGIN), [False, True, True])
+    np.testing.assert_array_equal(env.planning_terminal(states, rise_cap=1.0), [False, False, True])
+    np.testing.assert_array_equal(env.planning_terminal(states, 0.3, rise_cap=1.0), [False, True, True])
+    states[:, OBS_Z] = 1.1  # above the healthy range: terminal whatever the limit
+    np.testing.assert_array_equal(env.planning_terminal(states, rise_cap=2.0), [True, True, True])
+    np.testing.assert_array_equal(env.planning_terminal(states, kick_margin=0.0), [True, True, True])
+
+
+def test_a_kick_margin_limits_the_planned_rise_by_the_torso_height():
+    """With `kick_margin` k, an imagined state ends the plan where the torso, rising k m/s faster than imagined,
+    would fly above the healthy range (z + (max(vz, 0) + k)^2 / 2g > 1.0): the same rise that a low torso may
+    plan ends a plan from a high one. It replaces the flat rise cap (both set: an error), on numpy and torch."""
+    import torch
+
+    from robots.ant import OBS_VZ, OBS_Z
+
+    env = AntEnv()
+    obs, _ = env.reset(seed=0)
+    states = np.repeat(obs[None], 4, axis=0)
+    states[:, OBS_Z] = [0.5, 0.5, 0.7, 0.7]
+    states[:, OBS_VZ] = [1.0, 1.2, 0.3, 0.5]  # apex with a 2 m/s kick: 0.96, 1.02, 0.97, 1.02 m
+    expected = [False, True, False, True]
+    np.testing.assert_array_equal(env.planning_terminal(states, kick_margin=2.0), expected)
+    np.testing.assert_array_equal(env.planning_terminal(torch.as_tensor(states), kick_margin=2.0).numpy(), expected)
+    np.testing.assert_array_equal(env.planning_terminal(states, kick_margin=0.0), [False] * 4)
+    falling = states.copy()
+    falling[:, OBS_VZ] = -3.0  # a falling torso is judged as one at rest
+    np.testing.assert_array_equal(env.planning_terminal(falling, kick_margin=2.0), [False] * 4)
+    with pytest.raises(ValueError, match="MPCConfig.rise_cap: .* set one"):
+        env.planning_terminal(states, rise_cap=1.43, kick_margin=2.0)
 
 
 def test_a_speed_cap_pays_the_planner_forward_speed_only_up_to_the_cap():

@@ -225,20 +225,37 @@ def test_the_mpc_plans_with_the_speed_capped_reward(checkpoints):
                                env.reward(states, actions, states) - [0.0, 1.5])
 
 
-def test_the_mpc_ends_imagined_episodes_at_the_configured_rise_cap(checkpoints):
-    """With `rise_cap` (and the margin), candidates are scored with the robot's `planning_terminal` at that
-    cap: a torso rising at 1.2 m/s ends the ant's imagined episode by default, not under a cap of 2.0."""
-    from robots.ant import OBS_VZ
+def test_the_mpc_ends_imagined_episodes_at_the_configured_rise_limit(checkpoints):
+    """With `kick_margin` or `rise_cap` (and the margin), candidates are scored with the robot's
+    `planning_terminal` at that limit: a torso rising at 1.2 m/s from 0.45 m goes on by default (a kick 2 m/s
+    stronger would not carry it out; a 3 m/s one would), and ends under a flat cap of 1.0, not of 2.0."""
+    from robots.ant import OBS_VZ, OBS_Z
 
     env = robots.make("ant")
     obs, _ = env.reset(seed=0)
     rising = obs.copy()
-    rising[OBS_VZ] = 1.2
-    for rise_cap, margin, expected in ((None, 0.0, True), (2.0, 0.0, False), (2.0, 0.5, True)):
+    rising[OBS_Z], rising[OBS_VZ] = 0.45, 1.2
+    for limits, expected in (({}, False), ({"kick_margin": 3.0}, True), ({"rise_cap": 1.0}, True),
+                             ({"rise_cap": 2.0}, False), ({"rise_cap": 2.0, "safety_margin": 0.5}, True)):
         controller = make_controller(ControllerConfig(
-            controller="cem_mpc", checkpoint=checkpoints["ant"],
-            mpc=MPCConfig(planner=SMALL_PLANNER, rise_cap=rise_cap, safety_margin=margin)), env)
-        assert bool(controller.is_terminal(rising[None])[0]) is expected
+            controller="cem_mpc", checkpoint=checkpoints["ant"], mpc=MPCConfig(planner=SMALL_PLANNER, **limits)), env)
+        assert bool(controller.is_terminal(rising[None])[0]) is expected, limits
+
+
+def test_the_collecting_mpc_keeps_the_flat_rise_cap_the_shipped_models_were_collected_under(checkpoints):
+    """The deployed ant plans with its kick margin; the collecting MPC (margin 0) with the flat 1.0 m/s cap:
+    a torso rising at 1.2 m/s from 0.45 m ends its imagined episode, not the deployed one's."""
+    from mbmeta.grbal import load_model
+    from robots.ant import OBS_VZ, OBS_Z
+
+    env = robots.make("ant")
+    obs, _ = env.reset(seed=0)
+    rising = obs.copy()
+    rising[OBS_Z], rising[OBS_VZ] = 0.45, 1.2
+    model, step_sizes, _ = load_model(checkpoints["ant"])
+    collecting = collection_policy(1, env, model, step_sizes, 5, np.random.default_rng(0))
+    deployed = make_controller(ControllerConfig(controller="cem_adaptive", checkpoint=checkpoints["ant"]), env)
+    assert bool(collecting.is_terminal(rising[None])[0]) and not bool(deployed.is_terminal(rising[None])[0])
 
 
 def test_mpc_options_that_the_robot_or_the_rule_cannot_use_are_clear_errors(checkpoints):
@@ -246,13 +263,14 @@ def test_mpc_options_that_the_robot_or_the_rule_cannot_use_are_clear_errors(chec
 
     refusals = {"speed_cap": "QuadrotorEnv's reward pays no forward speed",
                 "effort_weight": "QuadrotorEnv does not reweigh",
-                "rise_cap": "QuadrotorEnv's planner ends no imagined episode on the rise speed"}
+                "rise_cap": "QuadrotorEnv's planner ends no imagined episode on the torso's rise",
+                "kick_margin": "QuadrotorEnv's planner ends no imagined episode on the torso's rise"}
     for option, message in refusals.items():  # options of the ant's planning objective, on the quadrotor
         with pytest.raises(ValueError, match=f"MPCConfig.{option}: {message}"):
             make_controller(ControllerConfig(controller="cem_mpc", checkpoint=checkpoints["quadrotor"],
                                              mpc=MPCConfig(planner=SMALL_PLANNER, **{option: 0.5})),
                             robots.make("quadrotor"))
-    for option, value in (("speed_cap", 0.0), ("effort_weight", -0.1), ("rise_cap", 0.0)):
+    for option, value in (("speed_cap", 0.0), ("effort_weight", -0.1), ("rise_cap", 0.0), ("kick_margin", -1.0)):
         with pytest.raises(FieldError, match=option):
             MPCConfig(**{option: value})
     with pytest.raises(FieldError, match="MPCConfig.forgetting: .* needs from_prior false"):

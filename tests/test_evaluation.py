@@ -217,6 +217,21 @@ def test_onpolicy_error_scores_the_parameters_each_step_planned_with():
     assert all(np.isfinite(part).all() for parts in adaptive.values() for part in parts.values())
 
 
+def test_onpolicy_error_traces_the_one_step_miss_of_an_observation_over_every_step():
+    """With `trace`, what happened to observation I minus its one-step prediction, every step: the same error
+    the one-step table squares (in units of the training data's spread)."""
+    from scripts.onpolicy_error import onpolicy_errors
+
+    env = robots.make("quadrotor", episode_length=30)
+    env.set_task("heavy-payload")
+    controller = make_controller(ControllerConfig(controller="cem_mpc", checkpoint=str(SHIPPED / "quadrotor_grbal.pt")),
+                                 env)
+    errors = onpolicy_errors(env, controller, episodes=1, horizon=1, seed=0, before_end=5, trace=2)["planned with"]
+    scale = controller.model.in_std[2].item()
+    assert errors["miss"].shape == errors["seen"].shape == (30,) and np.abs(errors["miss"]).max() > 0
+    np.testing.assert_allclose((errors["miss"] / scale) ** 2, errors["all"][:, 2], rtol=1e-4, atol=1e-10)
+
+
 def test_onpolicy_error_scores_a_checkpoint_on_the_states_of_a_controller_without_a_model():
     """E.g. the oracle's states: the checkpoint's prior is scored there; scored again as the baseline it
     gives the same numbers; without a model to score it is a clear error."""
