@@ -122,8 +122,9 @@ class MPCController(Controller):
         shaping = {name: value for name, value in (("speed_cap", config.speed_cap),
                                                    ("effort_weight", config.effort_weight)) if value is not None}
         self.reward = functools.partial(reward, **shaping) if shaping else reward
-        limits = {name: value for name, value in (("margin", config.safety_margin), ("rise_cap", config.rise_cap),
-                                                  ("kick_margin", config.kick_margin)) if value is not None}
+        # only the limits set, so that a plain `is_terminal(next_obs)` (say, a real robot's) serves the defaults
+        limits = {name: value for name, value in (("rise_cap", config.rise_cap), ("kick_margin", config.kick_margin))
+                  if value is not None} | ({"margin": config.safety_margin} if config.safety_margin else {})
         self.is_terminal = functools.partial(is_terminal, **limits) if limits else is_terminal
         self.rollout = make_rollout(config.backend, model)
         if config.mirror:

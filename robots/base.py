@@ -375,8 +375,8 @@ class RobotEnv(gym.Env):
                           kick_margin: float | None = None) -> Any:
         """What a planner on a learned model treats as the end of an imagined episode: `is_terminal`, plus
         whatever else the robot knows its models cannot foresee in time (the ant: a torso that a kick
-        `kick_margin` m/s stronger than imagined would throw out of its range, the robot's own margin when
-        None; or with `rise_cap`, a torso rising faster than that times (1 - margin)).
+        `kick_margin` m/s stronger than imagined would throw out of its range, its own 2 m/s when None; or
+        with `rise_cap`, a torso rising faster than that many m/s times (1 - margin)).
         The same (N,) bool, a superset of `is_terminal(next_obs, margin)`."""
         for name, value in (("rise_cap", rise_cap), ("kick_margin", kick_margin)):
             if value is not None:

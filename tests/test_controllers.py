@@ -242,6 +242,21 @@ def test_the_mpc_ends_imagined_episodes_at_the_configured_rise_limit(checkpoints
         assert bool(controller.is_terminal(rising[None])[0]) is expected, limits
 
 
+def test_an_mpc_on_your_own_reward_and_terminal_needs_no_planning_keywords(checkpoints):
+    """A robot of one's own (logged data, no RobotEnv) brings `reward(obs, action, next_obs)` and
+    `is_terminal(next_obs)`: with the default settings the controller calls them with nothing else."""
+    from controllers.mpc import MPCController
+    from mbmeta.grbal import load_model
+
+    env = robots.make("ant")
+    obs, _ = env.reset(seed=0)
+    model, step_sizes, _ = load_model(checkpoints["ant"])
+    controller = MPCController(env.observation_space, env.action_space, model, step_sizes,
+                               lambda o, a, n: env.reward(o, a, n), lambda n: env.is_terminal(n),
+                               MPCConfig(planner=SMALL_PLANNER))
+    assert env.action_space.contains(controller.act(obs).astype(np.float32))
+
+
 def test_the_collecting_mpc_keeps_the_flat_rise_cap_the_shipped_models_were_collected_under(checkpoints):
     """The deployed ant plans with its kick margin; the collecting MPC (margin 0) with the flat 1.0 m/s cap:
     a torso rising at 1.2 m/s from 0.45 m ends its imagined episode, not the deployed one's."""
