@@ -19,7 +19,7 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
-from robots.base import Mirror, RobotEnv, Task
+from robots.base import GRAVITY, Mirror, RobotEnv, Task
 
 ASSET = Path(__file__).parent / "assets" / "ant.xml"
 N_LEGS = 4
@@ -46,7 +46,6 @@ OBS_DIM = 28
 # low enough survives such a miss, so the rise it may plan follows its height: 1.3 m/s from 0.45 m, 0.66 m/s
 # from 0.64 m. On three legs the ant rides lower, and may bounce its torso faster than the healthy one.
 PLANNED_KICK_MARGIN = 2.0
-GRAVITY = 9.81
 # A stall (the `stalled` task metric): a 2.5 s spell in which the torso advanced less than 0.1 m (< 0.04 m/s).
 # On the unseen leg the learned MPCs lose most of their distance standing still, not walking slowly (issue 14).
 STALL_SPELL_S = 2.5

@@ -26,6 +26,9 @@ Split = Literal["train", "test"]
 SPLITS: tuple[str, ...] = ("train", "test")
 T = TypeVar("T", bound="Task")
 
+# Standard gravity (m/s²), the value both robots' simulators use.
+GRAVITY = 9.81
+
 
 @dataclasses.dataclass(frozen=True)
 class Task:

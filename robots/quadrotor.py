@@ -26,14 +26,13 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium import spaces
 
-from robots.base import RobotEnv, Task, silenced_output
+from robots.base import GRAVITY, RobotEnv, Task, silenced_output
 from robots.references import REFERENCES, reference
 
 with silenced_output():  # pybullet prints a banner on import
     import pybullet
     from pybullet_utils.bullet_client import BulletClient
 
-GRAVITY = 9.81
 MASS = 0.027
 ARM = 0.0397
 KF = 3.16e-10

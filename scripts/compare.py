@@ -337,7 +337,8 @@ def cell(rows: list[dict[str, Any]], key: str) -> str:
     n = sum(not math.isnan(v) for v in values)
     if math.isnan(half):
         return f"{mean:.2f} (1 {unit[:-1]})"
-    each = ": " + ", ".join(f"{v:.2f}" for v in values) if unit == "seeds" else ""  # few: show each seed's mean
+    # Few seeds: show each one's mean ("—": a seed with no value, say no episode of it fell).
+    each = ": " + ", ".join("—" if math.isnan(v) else f"{v:.2f}" for v in values) if unit == "seeds" else ""
     return f"{mean:.2f} ± {half:.2f} ({n} {unit}{each})"
 
 

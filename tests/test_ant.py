@@ -5,6 +5,7 @@ import pytest
 
 from controllers.scripted import AntTrot
 from robots.ant import AntEnv, AntTask
+from robots.base import GRAVITY
 from robots.rollout import rollout
 
 
@@ -103,6 +104,7 @@ def test_a_kick_margin_limits_the_planned_rise_by_the_torso_height():
     from robots.ant import OBS_VZ, OBS_Z
 
     env = AntEnv()
+    assert env.model.opt.gravity[2] == -GRAVITY  # the ballistic apex uses the simulator's own gravity
     obs, _ = env.reset(seed=0)
     states = np.repeat(obs[None], 4, axis=0)
     states[:, OBS_Z] = [0.5, 0.5, 0.7, 0.7]

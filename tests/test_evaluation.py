@@ -15,7 +15,7 @@ from mbmeta.grbal import load_model
 from robots.base import RobotEnv
 from robots.quadrotor import PayloadTask, QuadrotorEnv
 from scripts.common import SHIPPED, mpc_settings, timed_episode
-from scripts.compare import CompareConfig, Evaluate, make_jobs, merge_results, mpc_changes, run_compare
+from scripts.compare import CompareConfig, Evaluate, cell, make_jobs, merge_results, mpc_changes, run_compare
 from scripts.stats import mean_ci95, t_quantile_975
 
 
@@ -28,6 +28,14 @@ def test_the_confidence_interval_matches_a_hand_computed_case():
     assert math.isnan(mean_ci95([3.0])[1]) and math.isnan(mean_ci95([])[0])
     assert t_quantile_975(30) == 2.042 and t_quantile_975(60) == pytest.approx(2.000, abs=1e-3)
     assert t_quantile_975(120) == pytest.approx(1.980, abs=1e-3)
+
+
+def test_a_cell_over_seeds_lists_each_seed_and_marks_one_without_a_value():
+    """A metric some seeds have no value of (the step of a fall, in a seed none of whose episodes fell) is
+    averaged over the seeds that have one, and the others are listed as "—", in their place."""
+    # seeds 0 and 2: means 300 and 500, s.d. 141.4, half-width t(1) × 141.4 / √2
+    rows = [{"training_seed": s, "fell_at": v} for s, v in [(0, 200.0), (0, 400.0), (1, math.nan), (2, 500.0)]]
+    assert cell(rows, "fell_at") == f"400.00 ± {t_quantile_975(1) * 100:.2f} (2 seeds: 300.00, —, 500.00)"
 
 
 def test_task_metrics_of_episodes_with_known_motion():
