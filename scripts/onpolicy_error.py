@@ -124,9 +124,11 @@ def onpolicy_errors(env: RobotEnv, controller: Controller, episodes: int, horizo
     scale = model.in_std[: model.obs_dim].numpy().astype(np.float64)
     if baseline is not None:
         models["baseline"] = (baseline, baseline.prior())
-    errors: dict[str, dict[str, list[np.ndarray]]] = {name: {"all": [], "late": [], "reward bias": [], "miss": [],
-                                                             "seen": []}
+    errors: dict[str, dict[str, list[np.ndarray]]] = {name: {"all": [], "late": [], "reward bias": []}
                                                       for name in models}
+    traced = errors["planned with"] if trace is not None and "planned with" in errors else None
+    if traced is not None:  # the one-step misses of observation `trace`, of the parameters planned with only
+        traced.update(miss=[], seen=[])
     for episode in range(episodes):
         result = timed_episode(env, recorder, seed=seed + episode)
         ep = result.episode
@@ -134,10 +136,10 @@ def onpolicy_errors(env: RobotEnv, controller: Controller, episodes: int, horizo
               f"{format_metrics(result.metrics, env.metric_labels)}, reward per step {np.mean(ep.rewards):.3f}")
         if trace is not None and ep.terminated:
             print_trace(model, recorder.params, ep.observations, ep.actions, trace, before_end)
-        if trace is not None and "planned with" in errors:
+        if traced is not None:
             predicted = predicted_paths(model, recorder.params, ep.observations, ep.actions, 1)[:, 0, trace]
-            errors["planned with"]["miss"].append(ep.observations[1:, trace] - predicted)
-            errors["planned with"]["seen"].append(ep.observations[1:, trace])
+            traced["miss"].append(ep.observations[1:, trace] - predicted)
+            traced["seen"].append(ep.observations[1:, trace])
         for name, (m, params) in models.items():
             params_at = recorder.params if params is None else [params] * len(ep.actions)
             paths = predicted_paths(m, params_at, ep.observations, ep.actions, horizon)
