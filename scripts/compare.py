@@ -311,17 +311,24 @@ def comparison_video(config: CompareConfig) -> Path:
     return write_video(config.video, side_by_side(clips), fps=1 / env.dt)
 
 
-def replicate_values(rows: list[dict[str, Any]], key: str) -> tuple[list[float], str]:
-    """The values a confidence interval is taken over: per-training-seed means when the rows come from
-    several training seeds (a controller that uses trained models, run on several folders), else
-    per-episode values."""
-    values = [float(r[key]) for r in rows]
+def replicates(rows: list[dict[str, Any]], key: str) -> tuple[dict[int, float], str]:
+    """The values a confidence interval is taken over, by replicate: per-training-seed means (keyed by the
+    training seed) when the rows come from several training seeds (a controller that uses trained models, run
+    on several folders), else per-episode values (keyed by the episode seed)."""
     if len({r["training_seed"] for r in rows}) > 1:
         by_seed: dict[int, list[float]] = {}
-        for r, v in zip(rows, values, strict=True):
-            by_seed.setdefault(r["training_seed"], []).append(v)
-        return [float(np.nanmean(v)) if not np.isnan(v).all() else math.nan for v in by_seed.values()], "seeds"
-    return values, "episodes"
+        for r in rows:
+            by_seed.setdefault(int(r["training_seed"]), []).append(float(r[key]))
+        return {s: float(np.nanmean(v)) if not np.isnan(v).all() else math.nan for s, v in by_seed.items()}, "seeds"
+    return {int(r["seed"]): float(r[key]) for r in rows}, "episodes"
+
+
+def decimals(magnitude: float) -> int:
+    """Decimals a table shows for values of this size: 2, or as many as two significant digits of a value
+    under 0.1 need (a quadrotor's 0.020 m tracking error, not 0.02)."""
+    if not math.isfinite(magnitude) or magnitude >= 0.1 or magnitude == 0.0:
+        return 2
+    return min(6, 1 - math.floor(math.log10(magnitude)))
 
 
 def cell(rows: list[dict[str, Any]], key: str) -> str:
@@ -330,16 +337,35 @@ def cell(rows: list[dict[str, Any]], key: str) -> str:
         return "—"
     if isinstance(rows[0][key], bool):
         return f"{sum(bool(r[key]) for r in rows)}/{len(rows)}"
-    values, unit = replicate_values(rows, key)
+    by_replicate, unit = replicates(rows, key)
+    values = list(by_replicate.values())
     mean, half = mean_ci95(values)
     if math.isnan(mean):
         return "—"
-    n = sum(not math.isnan(v) for v in values)
+    n, d = sum(not math.isnan(v) for v in values), decimals(abs(mean))
     if math.isnan(half):
-        return f"{mean:.2f} (1 {unit[:-1]})"
+        return f"{mean:.{d}f} (1 {unit[:-1]})"
     # Few seeds: show each one's mean ("—": a seed with no value, say no episode of it fell).
-    each = ": " + ", ".join("—" if math.isnan(v) else f"{v:.2f}" for v in values) if unit == "seeds" else ""
-    return f"{mean:.2f} ± {half:.2f} ({n} {unit}{each})"
+    each = ": " + ", ".join("—" if math.isnan(v) else f"{v:.{d}f}" for v in values) if unit == "seeds" else ""
+    return f"{mean:.{d}f} ± {half:.{d}f} ({n} {unit}{each})"
+
+
+def lead_cell(first: list[dict[str, Any]], other: list[dict[str, Any]], key: str) -> str:
+    """`first` against `other` on one metric: the mean of their paired differences (same training seed, or same
+    episode seed) ± its 95% t-interval, the ratio of their means, and whether their own intervals are apart
+    (a stricter test than the difference's interval excluding zero)."""
+    if not first or not other or key not in first[0] or isinstance(first[0][key], bool):
+        return "—"
+    (a, unit), (b, other_unit) = replicates(first, key), replicates(other, key)
+    paired = [a[s] - b[s] for s in a.keys() & b.keys() if not math.isnan(a[s] - b[s])]
+    if unit != other_unit or len(paired) < 2:
+        return "—"
+    diff, diff_half = mean_ci95(paired)
+    (mean_a, half_a), (mean_b, half_b) = mean_ci95(list(a.values())), mean_ci95(list(b.values()))
+    apart = mean_a - half_a > mean_b + half_b or mean_a + half_a < mean_b - half_b
+    d = decimals(max(abs(mean_a), abs(mean_b)))
+    return (f"{diff:+.{d}f} ± {diff_half:.{d}f} ({len(paired)} {unit}), {mean_a / mean_b:.2f}×, "
+            f"intervals {'apart' if apart else 'overlap'}")
 
 
 def mpc_overrides(robot: str, mpc: MPCConfig | None) -> dict[str, Any]:
@@ -393,6 +419,21 @@ def markdown_table(config: CompareConfig, rows: list[dict[str, Any]]) -> str:
                      for _, t in tasks]
             if any(c != "—" for c in cells):
                 lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if not env_class.metric_labels:
+        return "\n".join(lines)
+    key, label = next(iter(env_class.metric_labels.items()))  # the headline metric
+    first, *others = config.controllers
+    leads = {name: [lead_cell([r for r in rows if r["controller"] == first and r["task"] == t],
+                              [r for r in rows if r["controller"] == name and r["task"] == t], key) for _, t in tasks]
+             for name in others}
+    if any(c != "—" for cells in leads.values() for c in cells):
+        lines += [f"## {first} against the others: {label}", "",
+                  f"Each cell: {first} minus the other, the mean of the differences paired by training seed (or by "
+                  f"episode seed) ± the half-width of its 95% t-interval; the ratio of the two means; whether the two "
+                  f"controllers' own intervals (above) are apart.", "",
+                  "| against | " + " | ".join(f"{t} ({s})" for s, t in tasks) + " |", "|---|" + "---|" * len(tasks)]
+        lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in leads.items() if set(cells) != {"—"}]
         lines.append("")
     return "\n".join(lines)
 

@@ -90,7 +90,10 @@ def plot_change(path: Path, traces: dict[str, list[dict[str, Any]]], key: str, l
     each step (thick), each episode (thin), where each ended early (x), and how many episodes each mean
     averages."""
     plt = pyplot()
+    from matplotlib import patheffects
+
     fig, ax = plt.subplots(figsize=(7.5, 4))
+    window = max(1, round(1.0 / dt))  # the thick line: a 1 s running mean
     for color, (name, runs) in zip(COLORS, traces.items(), strict=False):
         values = [series(trace, key)[1:] for trace in runs]
         length = max(len(v) for v in values)
@@ -102,15 +105,17 @@ def plot_change(path: Path, traces: dict[str, list[dict[str, Any]]], key: str, l
             _end_marker(ax, runs[i], t, v, color)
         running = (~np.isnan(padded)).sum(0)
         mean = np.where(running > 0, np.nanmean(np.where(running > 0, padded, 0.0), axis=0), np.nan)
-        smooth = np.convolve(np.nan_to_num(mean), np.ones(5) / 5, mode="same")
+        smooth = np.convolve(np.nan_to_num(mean), np.ones(window) / window, mode="same")
         finished = sum(not trace["terminated"] for trace in runs)
+        # above every controller's thin lines, outlined, so no controller's mean hides under another's episodes
         ax.plot(dt * np.arange(1, length + 1), np.where(np.isnan(mean), np.nan, smooth), color=color, linewidth=2,
+                zorder=3, path_effects=[patheffects.withStroke(linewidth=3.5, foreground="white")],
                 label=f"{name}: mean of {len(runs)} ep. ({finished} ran to the end)")
     ax.axvline(change_step * dt, color="k", linestyle="--", linewidth=1)
     ax.text(change_step * dt, ax.get_ylim()[1], f" {change_label}", va="top", fontsize=8)
     ax.set(xlabel="time (s)", ylabel=label, title=f"{label} around a mid-episode change")
-    ax.text(0.0, -0.2, "thin: each episode; x: an episode ended early; thick: 5-step mean over the episodes "
-                       "still running", transform=ax.transAxes, fontsize=7, va="top")
+    ax.text(0.0, -0.2, "thin: each episode; x: an episode ended early; thick: the mean over the episodes still "
+                       f"running, averaged over 1 s ({window} steps)", transform=ax.transAxes, fontsize=7, va="top")
     return save(fig, path, [ax])
 
 

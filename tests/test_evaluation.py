@@ -15,7 +15,17 @@ from mbmeta.grbal import load_model
 from robots.base import RobotEnv
 from robots.quadrotor import PayloadTask, QuadrotorEnv
 from scripts.common import SHIPPED, mpc_settings, timed_episode
-from scripts.compare import CompareConfig, Evaluate, cell, make_jobs, merge_results, mpc_changes, run_compare
+from scripts.compare import (
+    CompareConfig,
+    Evaluate,
+    cell,
+    decimals,
+    lead_cell,
+    make_jobs,
+    merge_results,
+    mpc_changes,
+    run_compare,
+)
 from scripts.stats import mean_ci95, t_quantile_975
 
 
@@ -36,6 +46,24 @@ def test_a_cell_over_seeds_lists_each_seed_and_marks_one_without_a_value():
     # seeds 0 and 2: means 300 and 500, s.d. 141.4, half-width t(1) × 141.4 / √2
     rows = [{"training_seed": s, "fell_at": v} for s, v in [(0, 200.0), (0, 400.0), (1, math.nan), (2, 500.0)]]
     assert cell(rows, "fell_at") == f"400.00 ± {t_quantile_975(1) * 100:.2f} (2 seeds: 300.00, —, 500.00)"
+    # small values keep two significant digits: a quadrotor's 0.020 m, not 0.02
+    assert [decimals(v) for v in (19.8, 0.1, 0.053, 0.0099, 0.0, math.nan)] == [2, 2, 3, 4, 2, 2]
+    assert cell([{"training_seed": s, "e": v} for s, v in [(0, 0.018), (1, 0.022)]], "e").startswith("0.020 ± ")
+
+
+def test_the_lead_of_one_controller_pairs_seeds_and_says_whether_the_intervals_are_apart():
+    # per-seed means: first 10, 12, 14; other 8, 9, 10 -> differences 2, 3, 4 (mean 3, s.d. 1), ratio 12 / 9
+    def rows(means):
+        return [{"training_seed": s, "seed": e, "distance_m": m + d} for s, m in enumerate(means) for e, d in
+                enumerate((-1.0, 1.0))]
+    first, other = rows([10.0, 12.0, 14.0]), rows([8.0, 9.0, 10.0])
+    half = t_quantile_975(2) / math.sqrt(3)
+    assert lead_cell(first, other, "distance_m") == f"+3.00 ± {half:.2f} (3 seeds), 1.33×, intervals overlap"
+    apart = rows([20.0, 20.5, 21.0])  # interval 20.5 ± 1.24 against 9 ± 2.48
+    assert lead_cell(apart, other, "distance_m").endswith("intervals apart")
+    # an unpaired comparison (seeds against episodes, or a bool metric) is not made
+    assert lead_cell(first, [{**r, "training_seed": 0} for r in other], "distance_m") == "—"
+    assert lead_cell([{**r, "fell": False} for r in first], other, "fell") == "—"
 
 
 def test_task_metrics_of_episodes_with_known_motion():
@@ -138,6 +166,8 @@ def test_compare_over_two_training_seeds_writes_intervals_csv_and_every_plot(tmp
     assert "| pickup (change) |" in table and "scripted | " in table  # the change: a column, for the curve ones
     scripted_row = next(line for line in table.splitlines() if line.startswith("| scripted |"))
     assert scripted_row.rstrip().endswith("| — |")
+    lead = table[table.index("## adaptive against the others: RMS tracking error (m)"):]
+    assert "| nonadaptive | " in lead and "(2 seeds), " in lead and "| scripted |" not in lead  # seeds vs episodes
     for plot in ("trajectories.png", "change.png", "adaptation_loss.png"):
         assert (out / plot).stat().st_size > 10_000, plot
 
