@@ -227,7 +227,8 @@ def merge_results(config: CompareConfig, csvs: list[Path]) -> Path:
     """Writes `config.out`/results.csv and results.md from the rows of several `results.csv` (no plots: those
     need the episodes' traces). `config.models` becomes the model folders the rows name, in order of first
     appearance; the controllers and episode length of the header are the config's, so pass the ones the runs
-    used; the MPC settings are those the rows record (`recorded_mpc`)."""
+    used; the MPC settings are those the rows record (`recorded_mpc`); the tables' columns are the tasks the
+    rows hold (of `config.tasks`, when given)."""
     rows: list[dict[str, Any]] = []
     seen: dict[tuple[str, ...], Path] = {}
     for path in csvs:
@@ -252,7 +253,8 @@ def merge_results(config: CompareConfig, csvs: list[Path]) -> Path:
         r["training_seed"] = folders.index(str(r["models"]))
     seeds = sorted({int(r["seed"]) for r in rows})
     config = dataclasses.replace(config, models=[Path(f) for f in folders], seed=seeds[0], episodes=len(seeds),
-                                 controllers=[c for c in config.controllers if any(r["controller"] == c for r in rows)])
+                                 controllers=[c for c in config.controllers if any(r["controller"] == c for r in rows)],
+                                 tasks=[t for _, t in config.columns() if any(r["task"] == t for r in rows)])
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "results.csv", rows)

@@ -201,6 +201,11 @@ def test_compare_over_two_training_seeds_writes_intervals_csv_and_every_plot(tmp
         merge_results(dataclasses.replace(config, mpc=mpc_settings("quadrotor", ["from_prior=false"])), parts)
     alone = merge_results(dataclasses.replace(config, out=tmp_path / "continual"), [continual])
     assert "MPC settings changed from the robot's defaults: from_prior=False." in (alone / "results.md").read_text()
+    # A merge of one task's runs has that task's column alone.
+    pickup = tmp_path / "pickup.csv"
+    pickup.write_text("\n".join([csv[0], *(line for line in csv[1:] if ",pickup," in line)]) + "\n")
+    one_task = (merge_results(dataclasses.replace(config, out=tmp_path / "one"), [pickup]) / "results.md").read_text()
+    assert "| controller | pickup (change) |\n" in one_task and "heavy-payload" not in one_task
 
 
 def test_the_results_say_which_mpc_settings_differ_from_the_robots_defaults():
