@@ -366,8 +366,9 @@ def lead_cell(first: list[dict[str, Any]], other: list[dict[str, Any]], key: str
     (mean_a, half_a), (mean_b, half_b) = mean_ci95(list(a.values())), mean_ci95(list(b.values()))
     apart = mean_a - half_a > mean_b + half_b or mean_a + half_a < mean_b - half_b
     d = decimals(max(abs(mean_a), abs(mean_b)))
-    return (f"{diff:+.{d}f} ± {diff_half:.{d}f} ({len(paired)} {unit}), {mean_a / mean_b:.2f}×, "
-            f"intervals {'apart' if apart else 'overlap'}")
+    ratio = f"{mean_a / mean_b:.2f}×" if mean_b else "no ratio to 0"
+    intervals = "intervals apart" if apart else "intervals overlap"
+    return f"{diff:+.{d}f} ± {diff_half:.{d}f} ({len(paired)} {unit}), {ratio}, {intervals}"
 
 
 def mpc_overrides(robot: str, mpc: MPCConfig | None) -> dict[str, Any]:

@@ -61,6 +61,7 @@ def test_the_lead_of_one_controller_pairs_seeds_and_says_whether_the_intervals_a
     assert lead_cell(first, other, "distance_m") == f"+3.00 ± {half:.2f} (3 seeds), 1.33×, intervals overlap"
     apart = rows([20.0, 20.5, 21.0])  # interval 20.5 ± 1.24 against 9 ± 2.48
     assert lead_cell(apart, other, "distance_m").endswith("intervals apart")
+    assert "no ratio to 0" in lead_cell(first, rows([0.0, 0.0, 0.0]), "distance_m")  # a zero mean: no ratio
     # an unpaired comparison (seeds against episodes, or a bool metric) is not made
     assert lead_cell(first, [{**r, "training_seed": 0} for r in other], "distance_m") == "—"
     assert lead_cell([{**r, "fell": False} for r in first], other, "fell") == "—"
