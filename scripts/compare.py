@@ -412,32 +412,32 @@ def markdown_table(config: CompareConfig, rows: list[dict[str, Any]]) -> str:
              "in brackets (training seeds: the mean of each seed's episodes, listed; episodes: one value each). Yes/no "
              "metrics: how many episodes out of all. Episodes that ended early count with what they did until then.",
              ""]
+    by_run: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (controller, task) -> its episodes' rows
+    for r in rows:
+        by_run.setdefault((r["controller"], r["task"]), []).append(r)
+
+    def table(first_column: str, cells_by_name: dict[str, list[str]]) -> list[str]:
+        """A table with a column per task and a row per name that has a value in any column."""
+        head = [f"| {first_column} | " + " | ".join(f"{t} ({s})" for s, t in tasks) + " |",
+                "|---|" + "---|" * len(tasks)]
+        return head + [f"| {name} | " + " | ".join(cells) + " |" for name, cells in cells_by_name.items()
+                       if any(c != "—" for c in cells)] + [""]
+
     for key, label in labels.items():
-        if not any(key in r for r in rows):
-            continue
-        lines += [f"## {label}", "", "| controller | " + " | ".join(f"{t} ({s})" for s, t in tasks) + " |",
-                  "|---|" + "---|" * len(tasks)]
-        for name in config.controllers:
-            cells = [cell([r for r in rows if r["controller"] == name and r["task"] == t], key)
-                     for _, t in tasks]
-            if any(c != "—" for c in cells):
-                lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        lines.append("")
+        if any(key in r for r in rows):
+            lines += [f"## {label}", ""] + table("controller", {
+                name: [cell(by_run.get((name, t), []), key) for _, t in tasks] for name in config.controllers})
     if not env_class.metric_labels:
         return "\n".join(lines)
     key, label = next(iter(env_class.metric_labels.items()))  # the headline metric
     first, *others = config.controllers
-    leads = {name: [lead_cell([r for r in rows if r["controller"] == first and r["task"] == t],
-                              [r for r in rows if r["controller"] == name and r["task"] == t], key) for _, t in tasks]
+    leads = {name: [lead_cell(by_run.get((first, t), []), by_run.get((name, t), []), key) for _, t in tasks]
              for name in others}
     if any(c != "—" for cells in leads.values() for c in cells):
         lines += [f"## {first} against the others: {label}", "",
                   f"Each cell: {first} minus the other, the mean of the differences paired by training seed (or by "
                   f"episode seed) ± the half-width of its 95% t-interval; the ratio of the two means; whether the two "
-                  f"controllers' own intervals (above) are apart.", "",
-                  "| against | " + " | ".join(f"{t} ({s})" for s, t in tasks) + " |", "|---|" + "---|" * len(tasks)]
-        lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in leads.items() if set(cells) != {"—"}]
-        lines.append("")
+                  f"controllers' own intervals (above) are apart.", ""] + table("against", leads)
     return "\n".join(lines)
 
 
