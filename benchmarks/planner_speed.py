@@ -1,6 +1,6 @@
 """Planner latency per control step over model sizes, populations and rollout backends.
 
-    python -m benchmarks.planner_speed [--quick] [--repeats 15]
+    python -m benchmarks.planner_speed [--quick] [--repeats 15] [--robots ant quadrotor]
 
 Part 1 times each robot's default controller (adapt on 5 transitions + plan): adapting from the prior
 (GrBAL), continuing from the last step's parameters, and not adapting, on each CPU backend (and CUDA
@@ -100,7 +100,9 @@ def time_controller(robot: str, hidden: tuple[int, ...], mpc: MPCConfig, repeats
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--quick", action="store_true", help="part 1 only")
+    parser.add_argument("--quick", action="store_true", help="parts 1 and 3 only (no sweep)")
+    parser.add_argument("--robots", nargs="+", choices=sorted(DEFAULT_MPC), default=sorted(DEFAULT_MPC),
+                        help="the robots of part 1 (default: all)")
     args = parser.parse_args(argv)
     backends = ["torch", "numba"] + (["cuda"] if cuda_available(simulator_counts=False) else [])
     peak = matmul_gflops()
@@ -110,7 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     print("Part 1: default controllers (CEM, iCEM refinements), one control step = adapt + plan")
     print("| robot | model | planner | adaptation | mirror | backend | p50 ms | p99 ms | GFLOP/s | % of matmul |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for robot, mpc in DEFAULT_MPC.items():
+    for robot in args.robots:
+        mpc = DEFAULT_MPC[robot]
         p = mpc.planner
         for mirror in (False, True) if robots.ROBOTS[robot].mirror else (False,):
             for rule, adapt in ADAPTATION_RULES.items():

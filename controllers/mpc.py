@@ -37,7 +37,7 @@ TerminalFn = Callable[[Any], Any]
 class MPCConfig:
     planner: PlannerConfig = dataclasses.field(default_factory=PlannerConfig)
     adapt: bool = True  # False: the non-adaptive MPC baseline
-    backend: Backend = "auto"  # rollout backend: auto (CUDA > Numba), torch, numba, cuda
+    backend: Backend = "auto"  # rollout backend: auto (Numba for narrow models, else torch), torch, numba, cuda
     # The adaptation window and inner steps; None: as the model was meta-trained (its checkpoint's meta.k
     # and inner_steps, when built by name), else 5 and 1.
     k: int | None = None

@@ -4,18 +4,21 @@ Three interchangeable backends compute the same states (N, H+1, ds) from a start
 (N, H, da), reading the same weights:
   - `TorchRollout`: the reference, one batched model call per time step;
   - `NumbaRollout`: one fused, `prange`-parallel CPU kernel for the whole horizon (no per-op overhead);
-  - `CudaRollout`: the same fused rollout as a Numba CUDA kernel, one thread per candidate.
-`make_rollout("auto", model)` picks CUDA when a GPU is present; on the CPU, Numba for narrow models
-(hidden width <= NUMBA_MAX_WIDTH), where torch's per-operation overhead dominates, and torch (MKL
-matrix products) for wider ones, where its GEMM beats the fused loops. The crossover was measured
-with `python -m benchmarks.planner_speed` on a 2-core x86_64 machine. The fused kernels cover
-single-model MLPs (ensembles use torch).
+  - `CudaRollout`: the same fused rollout as a Numba CUDA kernel, one thread block per candidate.
+`make_rollout("auto", model)` picks Numba for narrow models (hidden width <= NUMBA_MAX_WIDTH), where
+torch's per-operation overhead dominates, and torch (MKL matrix products) for wider ones, where its
+GEMM beats the fused CPU loops; the crossover was measured with `python -m benchmarks.planner_speed`
+on a 2-core x86_64 machine. CUDA is never picked by itself: on an H200 it planned the default ant
+controller's step no faster than the CPU kernels (its launch and copies cost what the GPU saves at
+N = 100) and with a longer tail; it pays for large populations and wide models (docs/gpu.md). The
+fused kernels cover single-model MLPs (ensembles use torch).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import warnings
 from typing import Literal
 
 # One knob for every CPU kernel: OMP_NUM_THREADS (set, say, to 1 for two runs side by side on two cores)
@@ -34,7 +37,7 @@ from mbmeta.model import DynamicsModel, Params
 from robots.base import Mirror
 
 BLOCK = 16  # candidates processed together by one CPU thread, so each weight is read once per block
-MAX_WIDTH = 512  # widest layer (or state + action size) the CUDA kernel supports: fixed per-thread buffers
+MAX_WIDTH = 512  # widest layer (or state + action size) the CUDA kernel supports: one thread per unit, shared buffers
 ACTIVATION_CODES = {"relu": 0, "tanh": 1, "silu": 2}
 
 Backend = Literal["auto", "torch", "numba", "cuda"]
@@ -155,18 +158,23 @@ def _rollout_cpu(state, actions, weights, biases, in_mean, in_std, d_mean, d_std
 
 
 class CudaRollout(FusedWeights):
-    """The fused rollout on a CUDA GPU (or Numba's CUDA simulator): one thread per candidate.
+    """The fused rollout on a CUDA GPU (or Numba's CUDA simulator): one thread block per candidate.
 
-    All layers travel as one flat float32 array (weights (in, out), row-major, then biases) with an
-    integer layout table (rows: out, in, weight offset, bias offset), which every CUDA target accepts.
+    A block's threads each compute one unit of a layer (at each input, a warp reads neighbouring weights
+    of one row of the (in, out) row-major weights: coalesced), with the layer's input and output in
+    shared memory and a barrier between layers, so a control step's candidates spread over the GPU's
+    multiprocessors in short loops. (The first kernel ran one thread per candidate through the whole
+    network: on an H200 it was 6-38x slower than the Numba CPU kernel, see docs/gpu.md.) All layers
+    travel as one flat float32 array (weights, then biases) with an integer layout table (rows: out, in,
+    weight offset, bias offset), which every CUDA target accepts.
     """
-
-    THREADS = 128
 
     def set_params(self, params: Params) -> None:
         super().set_params(params)
-        if max(max(w.shape) for w in self.weights) > MAX_WIDTH:
+        widest = max(max(w.shape) for w in self.weights)
+        if widest > MAX_WIDTH:
             raise ValueError(f"the CUDA rollout supports layers up to {MAX_WIDTH} wide")
+        self.threads = 32 * ((widest + 31) // 32)  # a warp multiple covering every layer's units
         layout, chunks, offset = [], [], 0
         for w, b in zip(self.weights, self.biases, strict=True):
             layout.append((w.shape[1], w.shape[0], offset, offset + w.size))  # (out, in, ...); w is (in, out)
@@ -179,37 +187,40 @@ class CudaRollout(FusedWeights):
     def __call__(self, state: np.ndarray, actions: np.ndarray) -> np.ndarray:
         n, horizon, _ = actions.shape
         out = cuda.device_array((n, horizon + 1, len(state)), dtype=np.float32)
-        blocks = (n + self.THREADS - 1) // self.THREADS
-        _rollout_cuda[blocks, self.THREADS](cuda.to_device(np.asarray(state, np.float32)),
-                                            cuda.to_device(np.ascontiguousarray(actions, np.float32)),
-                                            self.d_flat, self.d_layout, *self.d_stats, self.activation, out)
+        with warnings.catch_warnings():  # N blocks are fewer than Numba's occupancy rule of thumb asks for
+            warnings.filterwarnings("ignore", message=".*under-utilization due to low occupancy")
+            _rollout_cuda[n, self.threads](cuda.to_device(np.asarray(state, np.float32)),
+                                           cuda.to_device(np.ascontiguousarray(actions, np.float32)),
+                                           self.d_flat, self.d_layout, *self.d_stats, self.activation, out)
         return out.copy_to_host()
 
 
 @cuda.jit
 def _rollout_cuda(state, actions, flat, layout, in_mean, in_std, d_mean, d_std, activation,  # noqa: ANN001
                   out):  # noqa: ANN001 - a compiled kernel: Numba infers the types
-    n = cuda.grid(1)
-    if n >= actions.shape[0]:
-        return
+    # Block n rolls out candidate n; thread o owns unit o of every layer (and state entry o). Each thread
+    # sums its unit's inputs in the same order as the CPU kernels. Every thread reaches every barrier.
+    n = cuda.blockIdx.x
+    o = cuda.threadIdx.x
     horizon, da = actions.shape[1], actions.shape[2]
     ds = state.shape[0]
     n_layers = layout.shape[0]
-    s = cuda.local.array(MAX_WIDTH, numba.float32)
-    a = cuda.local.array(MAX_WIDTH, numba.float32)
-    b = cuda.local.array(MAX_WIDTH, numba.float32)
-    for i in range(ds):
-        s[i] = state[i]
-        out[n, 0, i] = state[i]
+    s = cuda.shared.array(MAX_WIDTH, numba.float32)
+    a = cuda.shared.array(MAX_WIDTH, numba.float32)
+    b = cuda.shared.array(MAX_WIDTH, numba.float32)
+    if o < ds:
+        s[o] = state[o]
+        out[n, 0, o] = state[o]
     for t in range(horizon):
-        for i in range(ds):
-            a[i] = (s[i] - in_mean[i]) / in_std[i]
-        for j in range(da):
-            a[ds + j] = (actions[n, t, j] - in_mean[ds + j]) / in_std[ds + j]
-        use_a = True
+        if o < ds:
+            a[o] = (s[o] - in_mean[o]) / in_std[o]
+        elif o < ds + da:
+            a[o] = (actions[n, t, o - ds] - in_mean[o]) / in_std[o]
+        cuda.syncthreads()
+        use_a = True  # the layer's input is in a (output to b), or the other way round
         for layer in range(n_layers):
             n_out, n_in, w_at, b_at = layout[layer, 0], layout[layer, 1], layout[layer, 2], layout[layer, 3]
-            for o in range(n_out):
+            if o < n_out:
                 acc = flat[b_at + o]
                 for i in range(n_in):
                     acc += flat[w_at + i * n_out + o] * (a[i] if use_a else b[i])
@@ -225,9 +236,10 @@ def _rollout_cuda(state, actions, flat, layout, in_mean, in_std, d_mean, d_std, 
                 else:
                     a[o] = acc
             use_a = not use_a
-        for i in range(ds):
-            s[i] = s[i] + ((a[i] if use_a else b[i]) * d_std[i] + d_mean[i])
-            out[n, t + 1, i] = s[i]
+            cuda.syncthreads()
+        if o < ds:  # each thread reads and writes its own entries only, until the next barrier
+            s[o] = s[o] + ((a[o] if use_a else b[o]) * d_std[o] + d_mean[o])
+            out[n, t + 1, o] = s[o]
 
 
 def cuda_available(simulator_counts: bool = True) -> bool:
@@ -241,15 +253,10 @@ def cuda_available(simulator_counts: bool = True) -> bool:
 
 
 def make_rollout(backend: Backend, model: DynamicsModel) -> TorchRollout | NumbaRollout | CudaRollout:
-    """The rollout backend by name; "auto": CUDA with a GPU, else Numba for narrow models, else torch."""
+    """The rollout backend by name; "auto": Numba for narrow models, else torch (CUDA only when asked for)."""
     fusable = model.config.ensemble_size == 1 and not model.config.learn_variance
     if backend == "auto":
-        if not fusable:
-            backend = "torch"
-        elif cuda_available(simulator_counts=False):  # the simulator is for tests, far too slow to plan with
-            backend = "cuda"
-        else:
-            backend = "numba" if max(model.config.hidden) <= NUMBA_MAX_WIDTH else "torch"
+        backend = "numba" if fusable and max(model.config.hidden) <= NUMBA_MAX_WIDTH else "torch"
     if backend == "torch":
         return TorchRollout(model)
     if backend == "numba":
