@@ -111,7 +111,7 @@ def test_fused_rollouts_equal_the_torch_rollout(model, backend):
 
 def test_backend_choice_and_clear_errors(model):
     assert isinstance(make_rollout("torch", model), TorchRollout)
-    # auto: the fused CPU kernel for narrow models, torch for wide ones, CUDA never (slower than the CPU
+    # auto: the fused CPU kernel for narrow models, torch for wide ones, CUDA never (no faster than the CPU
     # kernels at the default controllers' sizes on an H200, docs/gpu.md), only when asked for
     assert isinstance(make_rollout("auto", model), NumbaRollout)
     assert isinstance(make_rollout("auto", DynamicsModel(6, 2, ModelConfig(hidden=(256, 256)))), TorchRollout)
