@@ -85,6 +85,7 @@ class FusedWeights:
                              for i in range(n))
         self.biases = tuple(np.ascontiguousarray(params[f"b{i}"].detach()[0, 0].numpy(), dtype=np.float32)
                             for i in range(n))
+        self.width = max(max(w.shape) for w in self.weights)  # the widest layer, or state + action size
 
 
 class NumbaRollout(FusedWeights):
@@ -93,9 +94,8 @@ class NumbaRollout(FusedWeights):
     def __call__(self, state: np.ndarray, actions: np.ndarray) -> np.ndarray:
         n, horizon, _ = actions.shape
         out = np.empty((n, horizon + 1, len(state)), dtype=np.float32)
-        width = max(max(w.shape) for w in self.weights)
         _rollout_cpu(np.asarray(state, np.float32), np.ascontiguousarray(actions, np.float32), self.weights,
-                     self.biases, *self.stats, self.activation, width, out)
+                     self.biases, *self.stats, self.activation, self.width, out)
         return out
 
 
@@ -171,10 +171,9 @@ class CudaRollout(FusedWeights):
 
     def set_params(self, params: Params) -> None:
         super().set_params(params)
-        widest = max(max(w.shape) for w in self.weights)
-        if widest > MAX_WIDTH:
+        if self.width > MAX_WIDTH:
             raise ValueError(f"the CUDA rollout supports layers up to {MAX_WIDTH} wide")
-        self.threads = 32 * ((widest + 31) // 32)  # a warp multiple covering every layer's units
+        self.threads = 32 * ((self.width + 31) // 32)  # a warp multiple covering every layer's units
         layout, chunks, offset = [], [], 0
         for w, b in zip(self.weights, self.biases, strict=True):
             layout.append((w.shape[1], w.shape[0], offset, offset + w.size))  # (out, in, ...); w is (in, out)
