@@ -11,8 +11,10 @@ import csv
 import hashlib
 import io
 import os
+import platform
 import tempfile
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
@@ -110,6 +112,33 @@ def restore_rngs(states: dict[str, Any], rng: Any) -> None:
     """Put the numpy `rng` and torch's global RNG back where `rng_states` found them."""
     rng.bit_generator.state = states["numpy"]
     torch.set_rng_state(states["torch"])
+
+
+def provenance() -> dict[str, Any]:
+    """The CPU, kernels, threads and library versions this process trains with.
+
+    Training replays to the last digit only on the CPU it ran on (the same seed on another CPU gives
+    another model: docs/ant-log.md), so a training checkpoint records where it was made.
+    """
+    cpu, flags = platform.processor(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            first = f.read().split("\n\n")[0]  # the first processor's entries
+        info = {key.strip(): value.strip() for key, value in
+                (line.split(":", 1) for line in first.splitlines() if ":" in line)}
+        cpu, flags = info.get("model name", cpu), set(info.get("flags", "").split())
+    except OSError:
+        pass
+    versions = {}
+    for package in ("torch", "numpy", "mujoco", "numba", "gymnasium"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"machine": platform.machine(), "cpu": cpu,
+            "cpu_flags": " ".join(f for f in ("fma", "avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch_threads": torch.get_num_threads(), "python": platform.python_version(), **versions}
 
 
 def export_checkpoint(checkpoint: str | Path, dest: str | Path, fmt: str, what: str, keep: list[str],

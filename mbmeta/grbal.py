@@ -24,7 +24,15 @@ import torch
 from tqdm.auto import tqdm
 
 import robots
-from mbmeta.checkpoint import RunLog, export_checkpoint, load_checkpoint, restore_rngs, rng_states, save_checkpoint
+from mbmeta.checkpoint import (
+    RunLog,
+    export_checkpoint,
+    load_checkpoint,
+    provenance,
+    restore_rngs,
+    rng_states,
+    save_checkpoint,
+)
 from mbmeta.config import NON_NEGATIVE, FieldError, Range, at_least, check_fields, from_dict, to_dict
 from mbmeta.data import TransitionStore, WindowSampler
 from mbmeta.maml import MetaConfig, MetaTrainer
@@ -196,7 +204,7 @@ def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, 
             "format": CHECKPOINT_FORMAT, "obs_dim": obs_dim, "act_dim": act_dim, "train_config": to_dict(config),
             "model": model.state_dict(), "trainer": trainer.state_dict(), "iteration": iteration + 1,
             "transitions": len(store), "log": log,
-            "rng": rng_states(rng),
+            "rng": rng_states(rng), "trained_on": provenance(),  # of the latest iteration, if resumed elsewhere
         })
         run_log.write(log)
     bar.close()
@@ -231,4 +239,5 @@ def export_model(checkpoint: str | Path, dest: str | Path) -> Path:
     """A small, inference-only copy of a training checkpoint: model, step sizes α and config, no optimiser."""
     return export_checkpoint(checkpoint, dest, CHECKPOINT_FORMAT, "a dynamics model",
                              ["obs_dim", "act_dim", "train_config", "model", "iteration", "transitions", "log"],
-                             lambda state: {"trainer": {"step_sizes": state["trainer"]["step_sizes"]}})
+                             lambda state: {"trainer": {"step_sizes": state["trainer"]["step_sizes"]},
+                                            **({"trained_on": state["trained_on"]} if "trained_on" in state else {})})

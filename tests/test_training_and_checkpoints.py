@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import platform
 import re
 import stat
 import typing
@@ -18,7 +19,7 @@ from controllers.registry import ControllerConfig
 from mbmeta import config as config_module
 from mbmeta.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from mbmeta.config import ConfigError, from_dict, load_yaml, to_dict
-from mbmeta.grbal import TrainConfig, load_model, train
+from mbmeta.grbal import TrainConfig, export_model, load_model, train
 from mbmeta.maml import MetaConfig
 from mbmeta.model import ModelConfig
 from mbmeta.pearl import PEARLConfig
@@ -138,6 +139,17 @@ def test_a_checkpoint_round_trips_exactly(tmp_path):
     state = load_checkpoint(path)
     for name, tensor in state["model"].items():
         torch.testing.assert_close(model.state_dict()[name], tensor, rtol=0, atol=0)
+
+
+def test_a_checkpoint_and_its_export_record_the_cpu_and_libraries_it_was_trained_with(tmp_path):
+    # Training replays only on the CPU it ran on, so where a model was made must travel with it.
+    path = train(TINY, tmp_path, collection_policy, progress=False)
+    exported = load_checkpoint(export_model(path, tmp_path / "model.pt"))
+    for state in (load_checkpoint(path), exported):
+        made = state["trained_on"]
+        assert made["torch"] == torch.__version__ and made["machine"] == platform.machine()
+        assert made["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert "rng" not in exported
 
 
 def test_a_truncated_checkpoint_is_a_clear_error_and_a_crash_mid_save_keeps_the_last_one(tmp_path, monkeypatch):
