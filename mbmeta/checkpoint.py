@@ -144,8 +144,10 @@ def provenance() -> dict[str, Any]:
 def export_checkpoint(checkpoint: str | Path, dest: str | Path, fmt: str, what: str, keep: list[str],
                       derive: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Path:
     """Copy the entries `keep` of a `fmt` checkpoint (plus those `derive(state)` returns) to `dest`: the
-    small, inference-only file to ship or share, without optimiser state, replay data or RNG states."""
+    small, inference-only file to ship or share, without optimiser state, replay data or RNG states. Where
+    the run was trained (`trained_on`, see `provenance`) goes with it when the checkpoint has it."""
     state = load_checkpoint(checkpoint, fmt, what)
+    keep = keep + ["trained_on"] * ("trained_on" in state)
     extra = derive(state) if derive is not None else {}
     save_checkpoint(dest, {"format": fmt, **{key: state[key] for key in keep}, **extra})
     return Path(dest)

@@ -204,7 +204,7 @@ def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, 
             "format": CHECKPOINT_FORMAT, "obs_dim": obs_dim, "act_dim": act_dim, "train_config": to_dict(config),
             "model": model.state_dict(), "trainer": trainer.state_dict(), "iteration": iteration + 1,
             "transitions": len(store), "log": log,
-            "rng": rng_states(rng), "trained_on": provenance(),  # of the latest iteration, if resumed elsewhere
+            "rng": rng_states(rng), "trained_on": provenance(),  # the latest iteration's, if resumed elsewhere
         })
         run_log.write(log)
     bar.close()
@@ -239,5 +239,4 @@ def export_model(checkpoint: str | Path, dest: str | Path) -> Path:
     """A small, inference-only copy of a training checkpoint: model, step sizes α and config, no optimiser."""
     return export_checkpoint(checkpoint, dest, CHECKPOINT_FORMAT, "a dynamics model",
                              ["obs_dim", "act_dim", "train_config", "model", "iteration", "transitions", "log"],
-                             lambda state: {"trainer": {"step_sizes": state["trainer"]["step_sizes"]},
-                                            **({"trained_on": state["trained_on"]} if "trained_on" in state else {})})
+                             lambda state: {"trainer": {"step_sizes": state["trainer"]["step_sizes"]}})

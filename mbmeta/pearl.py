@@ -34,7 +34,15 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from mbmeta.checkpoint import RunLog, export_checkpoint, load_checkpoint, resume_run, rng_states, save_checkpoint
+from mbmeta.checkpoint import (
+    RunLog,
+    export_checkpoint,
+    load_checkpoint,
+    provenance,
+    resume_run,
+    rng_states,
+    save_checkpoint,
+)
 from mbmeta.config import FRACTION, NON_NEGATIVE, POSITIVE, Range, RLRunConfig, at_least, from_dict, to_dict
 
 CHECKPOINT_FORMAT = "mbmeta.pearl/1"
@@ -328,7 +336,7 @@ def train_pearl(env: Any, config: PEARLConfig, run_dir: str | Path | None = None
                 "format": CHECKPOINT_FORMAT, "config": to_dict(config), "agent": agent.state_dict(),
                 "sac": sac.state_dict(), "replay": [b.state_dict() for b in replay],
                 "contexts": [b.state_dict() for b in contexts], "steps": steps, "iteration": iteration, "log": log,
-                "rng": rng_states(rng), "obs_dim": obs_dim,
+                "rng": rng_states(rng), "trained_on": provenance(), "obs_dim": obs_dim,
                 "low": env.action_space.low.tolist(), "high": env.action_space.high.tolist()})
             run_log.write(log)
     bar.close()

@@ -21,7 +21,15 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from mbmeta.checkpoint import RunLog, export_checkpoint, load_checkpoint, resume_run, rng_states, save_checkpoint
+from mbmeta.checkpoint import (
+    RunLog,
+    export_checkpoint,
+    load_checkpoint,
+    provenance,
+    resume_run,
+    rng_states,
+    save_checkpoint,
+)
 from mbmeta.config import FRACTION, NON_NEGATIVE, POSITIVE, Range, RLRunConfig, at_least, from_dict, to_dict
 
 CHECKPOINT_FORMAT = "mbmeta.rl2/1"
@@ -213,7 +221,7 @@ def train_rl2(env: Any, config: RL2Config, run_dir: str | Path | None = None, re
             save_checkpoint(path, {
                 "format": CHECKPOINT_FORMAT, "config": to_dict(config), "policy": policy.state_dict(),
                 "optimizer": optimizer.state_dict(), "steps": steps, "log": log,
-                "rng": rng_states(rng),
+                "rng": rng_states(rng), "trained_on": provenance(),
                 "obs_dim": int(np.prod(env.observation_space.shape)), "act_dim": policy.act_dim,
                 "discrete": policy.discrete})
             run_log.write(log)
