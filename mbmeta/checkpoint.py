@@ -147,7 +147,8 @@ def export_checkpoint(checkpoint: str | Path, dest: str | Path, fmt: str, what: 
     small, inference-only file to ship or share, without optimiser state, replay data or RNG states. Where
     the run was trained (`trained_on`, see `provenance`) goes with it when the checkpoint has it."""
     state = load_checkpoint(checkpoint, fmt, what)
-    keep = keep + ["trained_on"] * ("trained_on" in state)
+    if "trained_on" in state:
+        keep = [*keep, "trained_on"]
     extra = derive(state) if derive is not None else {}
     save_checkpoint(dest, {"format": fmt, **{key: state[key] for key in keep}, **extra})
     return Path(dest)
