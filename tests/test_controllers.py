@@ -1,5 +1,6 @@
 """One contract for every registered controller; adaptive MPC adapts every step; the real-time loop."""
 
+import dataclasses
 import time
 import warnings
 
@@ -271,6 +272,23 @@ def test_the_collecting_mpc_keeps_the_flat_rise_cap_the_shipped_models_were_coll
     collecting = collection_policy(1, env, model, step_sizes, 5, np.random.default_rng(0))
     deployed = make_controller(ControllerConfig(controller="cem_adaptive", checkpoint=checkpoints["ant"]), env)
     assert bool(collecting.is_terminal(rising[None])[0]) and not bool(deployed.is_terminal(rising[None])[0])
+
+
+def test_the_collecting_mpc_plans_15_steps_ahead_on_the_ant_whatever_the_deployed_horizon(checkpoints,
+                                                                                             monkeypatch):
+    """Training collects with the horizon the shipped models were collected with, so that changing the
+    deployed default (say to GrBAL's 10) does not silently change what a retrained seed learns from."""
+    from controllers import collection
+    from mbmeta.grbal import load_model
+
+    env = robots.make("ant")
+    model, step_sizes, _ = load_model(checkpoints["ant"])
+    deployed = collection.default_mpc("ant")
+    shorter = dataclasses.replace(deployed, planner=dataclasses.replace(deployed.planner, horizon=10))
+    monkeypatch.setattr(collection, "default_mpc", lambda robot: shorter)
+    collecting = collection.collection_policy(1, env, model, step_sizes, 5, np.random.default_rng(0))
+    assert collecting.config.planner.horizon == 15
+    assert collecting.config.planner.population == deployed.planner.population
 
 
 def test_mpc_options_that_the_robot_or_the_rule_cannot_use_are_clear_errors(checkpoints):
