@@ -4,7 +4,8 @@ Each iteration draws training tasks, runs one episode per task with the policy t
 `make_policy` returns for that iteration (exploration first; then the current model's MPC
 controller, adaptive or not, wired in by the caller: the learning core does not import controllers), appends the
 episodes to the store and runs `train_steps_per_iteration` meta-updates. After every iteration the
-data and an atomic checkpoint are written; `train(..., resume=True)` continues from the last one.
+data and an atomic checkpoint are written; `train(..., resume=True)` continues from the last one
+(or, given more `iterations`, trains a finished run longer).
 
 Every episode is a pure function of an `EpisodeJob` (task, seed, iteration) and the model: its policy
 is built for it alone, from its own seed. So the episodes of an iteration can run on Ray workers
@@ -153,8 +154,7 @@ def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, 
     start = 0
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
-        if state["train_config"] != to_dict(config):
-            raise ValueError(f"{run_dir} holds a run with another config; use a new run directory or --no-resume")
+        check_resumable(state["train_config"], config, state["iteration"], run_dir)
         model.load_state_dict(state["model"])
         trainer.load_state_dict(state["trainer"])
         store = TransitionStore.load(data if data is not None else data_path)
@@ -209,6 +209,24 @@ def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, 
         run_log.write(log)
     bar.close()
     return ckpt_path
+
+
+def check_resumable(saved: dict[str, Any], config: TrainConfig, done: int, run_dir: Path) -> None:
+    """Refuse to resume a run with another config, except more `iterations` (train a finished run longer):
+    with a constant learning rate nothing of the first iterations depends on how many follow, so the
+    extended run equals one trained straight to the new count. A cosine schedule's length is its
+    iterations, so that one must be kept."""
+    new = to_dict(config)
+    if {**saved, "iterations": None} != {**new, "iterations": None}:
+        raise ValueError(f"{run_dir} holds a run with another config; use a new run directory or --no-resume")
+    if config.iterations != saved["iterations"]:
+        if config.meta.lr_schedule != "constant":
+            raise ValueError(f"{run_dir}: iterations {saved['iterations']} -> {config.iterations} would change the "
+                             f"cosine learning-rate schedule of the iterations done; keep iterations "
+                             f"{saved['iterations']}, or start over with --no-resume")
+        if config.iterations < done:
+            raise ValueError(f"{run_dir} has done {done} iterations; iterations {config.iterations} would undo "
+                             f"them: set iterations >= {done}")
 
 
 def trainer_state(model: DynamicsModel, trainer: MetaTrainer) -> dict[str, torch.Tensor]:

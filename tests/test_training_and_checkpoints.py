@@ -180,6 +180,21 @@ def test_resuming_with_another_config_is_refused(tmp_path):
         train(dataclasses.replace(TINY, seed=5), tmp_path, collection_policy, progress=False)
 
 
+def test_a_finished_run_trained_longer_equals_one_trained_straight_to_the_new_count(tmp_path):
+    straight = train(TINY, tmp_path / "straight", collection_policy, progress=False)
+    train(dataclasses.replace(TINY, iterations=1), tmp_path / "longer", collection_policy, progress=False)
+    longer = train(TINY, tmp_path / "longer", collection_policy, progress=False)
+    for n, p in params_of(straight)[0].items():
+        torch.testing.assert_close(params_of(longer)[0][n], p, rtol=0, atol=0)
+    assert load_checkpoint(longer)["train_config"] == to_dict(TINY)
+    with pytest.raises(ValueError, match="has done 2 iterations; iterations 1 would undo them"):
+        train(dataclasses.replace(TINY, iterations=1), tmp_path / "longer", collection_policy, progress=False)
+    cosine = dataclasses.replace(TINY, iterations=1, meta=dataclasses.replace(TINY.meta, lr_schedule="cosine"))
+    train(cosine, tmp_path / "cosine", collection_policy, progress=False)
+    with pytest.raises(ValueError, match="would change the cosine learning-rate schedule"):
+        train(dataclasses.replace(cosine, iterations=2), tmp_path / "cosine", collection_policy, progress=False)
+
+
 json_values = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True)
                            | st.text(max_size=5), lambda inner: st.lists(inner, max_size=3), max_leaves=5)
 
