@@ -143,18 +143,6 @@ def test_ensemble_and_variance_heads_predict_states(ant_store):
     assert model.predict(obs, act).shape == (7, 28)
 
 
-@pytest.mark.parametrize("learn_variance", [False, True])
-def test_a_single_network_predicts_the_same_numbers_as_the_ensemble_path(ant_store, learn_variance):
-    """`predict`'s plain-matmul path for E = 1 is a speed-up only: bit for bit `forward_normalized`'s mean."""
-    model = small_model(ant_store, learn_variance=learn_variance)
-    obs = torch.as_tensor(ant_store.obs[:100], dtype=torch.float32)
-    act = torch.as_tensor(ant_store.actions[:100], dtype=torch.float32)
-    with torch.no_grad():
-        for o, a in [(obs, act), (obs[:1], act[:1]), (obs[:60].reshape(4, 15, -1), act[:60].reshape(4, 15, -1))]:
-            ensemble_path = o + model.forward_normalized(model.prior(), o, a)[0].mean(0) * model.delta_std
-            assert torch.equal(model.predict(o, a), ensemble_path + model.delta_mean)
-
-
 def ant_data(first_seed, episodes):
     env = robots.make("ant", episode_length=100)
     store = TransitionStore(28, 8)
