@@ -125,6 +125,7 @@ class AntEnv(RobotEnv):
     step_metric: ClassVar[tuple[str, str] | None] = ("forward_velocity", "forward speed (m/s)")
     metric_labels: ClassVar[dict[str, str]] = {
         "distance_m": "distance (m)", "forward_speed_mps": "speed (m/s)", "fell": "fell", "fell_step": "fell at step",
+        "flipped": "flipped (on its back, torso still in the healthy height)", "flipped_step": "flipped at step",
         "stalled": "time stalled (share of 2.5 s spells advancing < 0.1 m)"}
     observation_groups: ClassVar[dict[str, slice]] = {
         "torso height": slice(0, 1), "orientation": slice(1, 5), "joint angles": slice(5, 13),
@@ -192,20 +193,29 @@ class AntEnv(RobotEnv):
         self.data.qacc_warmstart[:] = state[1]
 
     def _metrics(self) -> dict[str, float]:
-        return {"x_position": float(self.data.qpos[0]), "forward_velocity": float(self.data.qvel[0])}
+        _, qx, qy, _ = self.data.qpos[3:7]  # the torso's orientation quaternion (w, x, y, z)
+        return {"x_position": float(self.data.qpos[0]), "forward_velocity": float(self.data.qvel[0]),
+                "upright": float(1 - 2 * (qx**2 + qy**2))}  # the torso's up axis, its vertical part: 1 upright
 
     @classmethod
     def episode_metrics(cls, start_info: dict[str, Any], infos: list[dict[str, Any]], terminated: bool,
                         dt: float) -> dict[str, float]:
-        """Distance along x (m), mean forward speed over the episode (m/s), whether and when it fell, and the
-        share of its whole 2.5 s spells in which it stalled (advanced less than 0.1 m; NaN before the first)."""
+        """Distance along x (m), mean forward speed over the episode (m/s), whether and when it fell, whether and
+        when it flipped, and the share of its whole 2.5 s spells in which it stalled (advanced less than 0.1 m;
+        NaN before the first).
+
+        Ant-v5 ends an episode on the torso's height only, so an ant thrown on its back (torso about 0.27 m up)
+        lies there to the end, earning the healthy reward and counted as not fallen; `flipped` reports it: the
+        torso's up axis pointing below the horizon at some step."""
         distance = infos[-1]["x_position"] - start_info["x_position"] if infos else 0.0
         spell = round(STALL_SPELL_S / dt)
         x = np.array([start_info["x_position"], *(info["x_position"] for info in infos)])[::spell]
         stalled = float(np.mean(np.diff(x) < STALL_DISTANCE_M)) if len(x) > 1 else float("nan")
+        upside_down = np.flatnonzero([info["upright"] < 0 for info in infos])
         return {"distance_m": distance, "forward_speed_mps": distance / (max(len(infos), 1) * dt),
                 "fell": bool(terminated), "fell_step": len(infos) if terminated else float("nan"),
-                "stalled": stalled}
+                "flipped": bool(len(upside_down)),
+                "flipped_step": int(upside_down[0]) + 1 if len(upside_down) else float("nan"), "stalled": stalled}
 
     @classmethod
     def termination_reason(cls, obs: np.ndarray) -> str:

@@ -5,6 +5,7 @@ import dataclasses
 import math
 import shutil
 
+import mujoco
 import numpy as np
 import pytest
 import torch
@@ -69,14 +70,21 @@ def test_the_lead_of_one_controller_pairs_seeds_and_says_whether_the_intervals_a
 
 def test_task_metrics_of_episodes_with_known_motion():
     ant = robots.ROBOTS["ant"]
-    infos = [{"x_position": 0.5 + 0.05 * (t + 1)} for t in range(40)]  # 0.05 m per 0.05 s step: 1 m/s
+    infos = [{"x_position": 0.5 + 0.05 * (t + 1), "upright": 1.0} for t in range(40)]  # 0.05 m a 0.05 s step: 1 m/s
     metrics = ant.episode_metrics({"x_position": 0.5}, infos, terminated=True, dt=0.05)
     assert metrics["distance_m"] == pytest.approx(2.0) and metrics["forward_speed_mps"] == pytest.approx(1.0)
     assert metrics["fell"] is True and metrics["fell_step"] == 40
+    assert metrics["flipped"] is False and math.isnan(metrics["flipped_step"])
     assert math.isnan(metrics["stalled"])  # no whole 2.5 s spell yet
     # walks 2.5 m in the first 2.5 s spell, then 0.025 m in each of the next two: stalled 2 of 3 spells
-    standing = [{"x_position": 0.5 + (0.05 * t if t <= 50 else 2.5 + 0.0005 * t)} for t in range(1, 161)]
+    standing = [{"x_position": 0.5 + (0.05 * t if t <= 50 else 2.5 + 0.0005 * t), "upright": 1.0}
+                for t in range(1, 161)]
     assert ant.episode_metrics({"x_position": 0.5}, standing, terminated=False, dt=0.05)["stalled"] == 2 / 3
+    # thrown on its back at step 60 (the up axis through the horizon), lying there: flipped, not fallen
+    for info in standing[59:]:
+        info["upright"] = -0.95
+    metrics = ant.episode_metrics({"x_position": 0.5}, standing, terminated=False, dt=0.05)
+    assert metrics["flipped"] is True and metrics["flipped_step"] == 60 and metrics["fell"] is False
     quad = robots.ROBOTS["quadrotor"]
     metrics = quad.episode_metrics({}, [{"tracking_error": 3.0}, {"tracking_error": 4.0}], terminated=False, dt=0.1)
     assert metrics["tracking_rmse_m"] == pytest.approx(math.sqrt(12.5)) and metrics["crashed"] is False
@@ -88,6 +96,10 @@ def test_task_metrics_of_episodes_with_known_motion():
     start_x = result.episode.start_info["x_position"]
     assert result.metrics["distance_m"] == pytest.approx(env.data.qpos[0] - start_x)
     assert result.metrics["fell"] == result.episode.terminated
+    assert result.metrics["flipped"] is False and result.episode.infos[0]["upright"] > 0.9  # the trot stays upright
+    env.data.qpos[3:7] = [0.0, 1.0, 0.0, 0.0]  # the torso turned half a turn about x: on its back
+    mujoco.mj_forward(env.model, env.data)
+    assert env._metrics()["upright"] == pytest.approx(-1.0)
 
 
 @pytest.mark.parametrize("robot, task", [("ant", "broken-leg-3"), ("quadrotor", "heavy-payload"),
