@@ -65,6 +65,10 @@ class MPCConfig:
     # 1.0 stands the broken ant still, 1.43 lets the healthy one fall).
     rise_cap: float | None = None
     kick_margin: float | None = None
+    # End an imagined episode where the torso has tilted more than this many degrees from upright (the robot's
+    # `planning_terminal`; None: no limit). Ant-v5 ends an episode on the torso's height only, and the ant's
+    # MPC threw it onto its back, where it lies to the end (issue 14).
+    tilt_limit: float | None = None
     # Use the robot's mirror symmetry: each step, the prior's loss on the last k transitions, as they happened
     # and mirrored, says whether the robot behaves like the model or like its mirror image; the controller
     # adapts and plans in that frame. Works with and without `adapt` (the choice itself is an adaptation).
@@ -75,7 +79,7 @@ class MPCConfig:
                                           "max_loss_ratio": at_least(1), "backtracking": NON_NEGATIVE,
                                           "safety_margin": Range(0.0, 0.9), "speed_cap": POSITIVE,
                                           "effort_weight": NON_NEGATIVE, "rise_cap": POSITIVE,
-                                          "kick_margin": NON_NEGATIVE,
+                                          "kick_margin": NON_NEGATIVE, "tilt_limit": Range(0.0, 180.0, low_open=True),
                                           "forgetting": Range(0.0, 1.0), "seed": NON_NEGATIVE}
 
     def __post_init__(self) -> None:
@@ -123,8 +127,9 @@ class MPCController(Controller):
                                                    ("effort_weight", config.effort_weight)) if value is not None}
         self.reward = functools.partial(reward, **shaping) if shaping else reward
         # only the limits set, so that a plain `is_terminal(next_obs)` (say, a real robot's) serves the defaults
-        limits = {name: value for name, value in (("rise_cap", config.rise_cap), ("kick_margin", config.kick_margin))
-                  if value is not None} | ({"margin": config.safety_margin} if config.safety_margin else {})
+        limits = {name: value for name, value in (("rise_cap", config.rise_cap), ("kick_margin", config.kick_margin),
+                                                  ("tilt_limit", config.tilt_limit)) if value is not None}
+        limits |= {"margin": config.safety_margin} if config.safety_margin else {}
         self.is_terminal = functools.partial(is_terminal, **limits) if limits else is_terminal
         self.rollout = make_rollout(config.backend, model)
         if config.mirror:

@@ -12,6 +12,7 @@ the torso's x velocity at the end of the step (Ant-v5 uses the displacement over
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,6 +34,7 @@ CONTACT_FORCE_RANGE = (-1.0, 1.0)
 
 # Observation layout: qpos[2:] (torso z, quaternion, 8 joint angles), qvel (14), contact term (1).
 OBS_Z = 0
+OBS_QUAT = 1  # the torso's orientation quaternion (w, x, y, z), 1-4
 OBS_VX = 13
 OBS_VZ = 15
 OBS_CONTACT = 27
@@ -193,9 +195,9 @@ class AntEnv(RobotEnv):
         self.data.qacc_warmstart[:] = state[1]
 
     def _metrics(self) -> dict[str, float]:
-        _, qx, qy, _ = self.data.qpos[3:7]  # the torso's orientation quaternion (w, x, y, z)
+        height_and_orientation = self.data.qpos[None, 2:7]  # laid out as the observation's first five entries
         return {"x_position": float(self.data.qpos[0]), "forward_velocity": float(self.data.qvel[0]),
-                "upright": float(1 - 2 * (qx**2 + qy**2))}  # the torso's up axis, its vertical part: 1 upright
+                "upright": float(_upright(height_and_orientation)[0])}
 
     @classmethod
     def episode_metrics(cls, start_info: dict[str, Any], infos: list[dict[str, Any]], terminated: bool,
@@ -250,8 +252,10 @@ class AntEnv(RobotEnv):
 
     @classmethod
     def planning_terminal(cls, next_obs: Any, margin: float = 0.0, rise_cap: float | None = None,
-                          kick_margin: float | None = None) -> Any:
+                          kick_margin: float | None = None, tilt_limit: float | None = None) -> Any:
         ends = cls.is_terminal(next_obs, margin)
+        if tilt_limit is not None:
+            ends = ends | (_upright(next_obs) < math.cos(math.radians(tilt_limit)))
         if rise_cap is None:
             return ends | _kicked_out(next_obs, PLANNED_KICK_MARGIN if kick_margin is None else kick_margin)
         if kick_margin is not None:
@@ -276,6 +280,14 @@ class AntEnv(RobotEnv):
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+
+
+def _upright(obs: Any) -> Any:
+    """The vertical part of the torso's up axis, from its orientation quaternion (w, x, y, z) as observed or as a
+    model predicts it, not necessarily of unit length: 1 upright, 0 on its side, -1 on its back (numpy and
+    torch alike)."""
+    w, x, y, z = (obs[:, i] for i in range(OBS_QUAT, OBS_QUAT + 4))
+    return (w**2 - x**2 - y**2 + z**2) / (w**2 + x**2 + y**2 + z**2)
 
 
 def _kicked_out(obs: Any, kick: float) -> Any:

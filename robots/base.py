@@ -375,14 +375,15 @@ class RobotEnv(gym.Env):
 
     @classmethod
     def planning_terminal(cls, next_obs: Any, margin: float = 0.0, rise_cap: float | None = None,
-                          kick_margin: float | None = None) -> Any:
+                          kick_margin: float | None = None, tilt_limit: float | None = None) -> Any:
         """What a planner on a learned model treats as the end of an imagined episode: `is_terminal`, plus
         whatever else the robot knows its models cannot foresee in time (the ant: a torso that a kick
         `kick_margin` m/s stronger than imagined would throw out of its range, its own 2 m/s when None; or
-        with `rise_cap`, a torso rising faster than that many m/s times (1 - margin)).
+        with `rise_cap`, a torso rising faster than that many m/s times (1 - margin); with `tilt_limit`, a torso
+        tilted more than that many degrees from upright).
         The same (N,) bool, a superset of `is_terminal(next_obs, margin)`."""
-        for name, value in (("rise_cap", rise_cap), ("kick_margin", kick_margin)):
+        for name, value in (("rise_cap", rise_cap), ("kick_margin", kick_margin), ("tilt_limit", tilt_limit)):
             if value is not None:
-                raise ValueError(f"MPCConfig.{name}: {cls.__name__}'s planner ends no imagined episode on the "
-                                 f"torso's rise; leave {name} unset")
+                raise ValueError(f"MPCConfig.{name}: a limit of the ant's planner; {cls.__name__}'s planner has "
+                                 f"none, leave {name} unset")
         return cls.is_terminal(next_obs, margin)

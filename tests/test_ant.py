@@ -95,6 +95,25 @@ def test_a_planner_treats_a_fast_rising_torso_as_a_fall_and_the_episode_does_not
     np.testing.assert_array_equal(env.planning_terminal(states, kick_margin=0.0), [True, True, True])
 
 
+def test_a_tilt_limit_ends_the_imagined_episode_of_a_torso_tipping_over():
+    """With `tilt_limit` d degrees, an imagined state ends the plan where the torso's up axis is more than d from
+    vertical, read from the predicted quaternion whatever its length; the real episode goes on (Ant-v5 ends on
+    the height only)."""
+    import torch
+
+    from robots.ant import OBS_DIM, OBS_Z
+
+    states = np.zeros((4, OBS_DIM))
+    states[:, OBS_Z] = 0.55
+    half = np.radians([0.0, 30.0, 60.0, 180.0]) / 2  # turned about x by these angles
+    states[:, 1], states[:, 2] = np.cos(half), np.sin(half)
+    states[1] *= [1, 2, 2, 2, 2, *[1] * (OBS_DIM - 5)]  # a predicted quaternion of length 2: the same tilt
+    np.testing.assert_array_equal(AntEnv.planning_terminal(states, tilt_limit=45.0), [False, False, True, True])
+    np.testing.assert_array_equal(AntEnv.planning_terminal(torch.as_tensor(states), tilt_limit=45.0).numpy(),
+                                  [False, False, True, True])
+    np.testing.assert_array_equal(AntEnv.is_terminal(states), [False, False, False, False])
+
+
 def test_a_kick_margin_limits_the_planned_rise_by_the_torso_height():
     """With `kick_margin` k, an imagined state ends the plan where the torso, rising k m/s faster than imagined,
     would fly above the healthy range (z + (max(vz, 0) + k)^2 / 2g > 1.0): the same rise that a low torso may
