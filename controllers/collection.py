@@ -40,7 +40,7 @@ def exploration_policy(env: RobotEnv, rng: np.random.Generator) -> Controller:
 
 # What the collecting MPC changes besides the margin and the speed cap (see `collection_policy`), and the
 # planner settings it keeps whatever the deployed default becomes: the shipped models were collected at these.
-COLLECTION_CHANGES: dict[str, dict[str, float]] = {"ant": {"rise_cap": 1.0}}
+COLLECTION_CHANGES: dict[str, dict[str, float | None]] = {"ant": {"rise_cap": 1.0, "tilt_limit": None}}
 COLLECTION_PLANNER: dict[str, dict[str, int]] = {"ant": {"horizon": 15}}
 
 
@@ -57,9 +57,9 @@ def collection_policy(iteration: int, env: RobotEnv, model: DynamicsModel, step_
     1.0 m/s cap on its torso's rise speed (its deployed planner's default until issue 14 replaced it with the
     kick margin; `COLLECTION_CHANGES`). Under that cap the collecting MPC's episodes lasted 251 steps on
     average instead of 128-154 (of 300), and its models walked about twice as far (issue 14). Nor does it cap
-    the speed it plans for: the shipped models were collected without the ant's deployed cap. And it plans
-    15 steps ahead on the ant (`COLLECTION_PLANNER`), as they were collected, should the deployed horizon
-    change (issue 14 measured 10 as an option)."""
+    the speed it plans for, or the torso's tilt: the shipped models were collected without the ant's deployed
+    speed cap and tilt limit. And it plans 15 steps ahead on the ant (`COLLECTION_PLANNER`), as they were
+    collected, should the deployed horizon change (issue 14 measured 10 as an option)."""
     if iteration == 0:
         return exploration_policy(env, rng)
     robot = robots.name_of(env)

@@ -274,10 +274,11 @@ def test_the_collecting_mpc_keeps_the_flat_rise_cap_the_shipped_models_were_coll
     assert bool(collecting.is_terminal(rising[None])[0]) and not bool(deployed.is_terminal(rising[None])[0])
 
 
-def test_the_collecting_mpc_plans_15_steps_ahead_on_the_ant_whatever_the_deployed_horizon(checkpoints,
-                                                                                             monkeypatch):
-    """Training collects with the horizon the shipped models were collected with, so that changing the
-    deployed default (say to GrBAL's 10) does not silently change what a retrained seed learns from."""
+def test_the_collecting_mpc_plans_as_the_shipped_models_were_collected_whatever_the_deployed_defaults(
+        checkpoints, monkeypatch):
+    """Training collects with the horizon and limits the shipped models were collected with, so that changing
+    the deployed defaults (say to GrBAL's horizon 10, or the tilt limit) does not silently change what a
+    retrained seed learns from."""
     from controllers import collection
     from mbmeta.grbal import load_model
 
@@ -289,6 +290,8 @@ def test_the_collecting_mpc_plans_15_steps_ahead_on_the_ant_whatever_the_deploye
     collecting = collection.collection_policy(1, env, model, step_sizes, 5, np.random.default_rng(0))
     assert collecting.config.planner.horizon == 15
     assert collecting.config.planner.population == deployed.planner.population
+    assert deployed.tilt_limit == 45.0 and collecting.config.tilt_limit is None
+    assert collecting.config.rise_cap == 1.0 and collecting.config.safety_margin == 0.0
 
 
 def test_mpc_options_that_the_robot_or_the_rule_cannot_use_are_clear_errors(checkpoints):
@@ -296,14 +299,15 @@ def test_mpc_options_that_the_robot_or_the_rule_cannot_use_are_clear_errors(chec
 
     refusals = {"speed_cap": "QuadrotorEnv's reward pays no forward speed",
                 "effort_weight": "QuadrotorEnv does not reweigh",
-                "rise_cap": "QuadrotorEnv's planner ends no imagined episode on the torso's rise",
-                "kick_margin": "QuadrotorEnv's planner ends no imagined episode on the torso's rise"}
+                **{limit: "a limit of the ant's planner; QuadrotorEnv's planner has none"
+                   for limit in ("rise_cap", "kick_margin", "tilt_limit")}}
     for option, message in refusals.items():  # options of the ant's planning objective, on the quadrotor
         with pytest.raises(ValueError, match=f"MPCConfig.{option}: {message}"):
             make_controller(ControllerConfig(controller="cem_mpc", checkpoint=checkpoints["quadrotor"],
                                              mpc=MPCConfig(planner=SMALL_PLANNER, **{option: 0.5})),
                             robots.make("quadrotor"))
-    for option, value in (("speed_cap", 0.0), ("effort_weight", -0.1), ("rise_cap", 0.0), ("kick_margin", -1.0)):
+    for option, value in (("speed_cap", 0.0), ("effort_weight", -0.1), ("rise_cap", 0.0), ("kick_margin", -1.0),
+                          ("tilt_limit", 0.0), ("tilt_limit", 181.0)):
         with pytest.raises(FieldError, match=option):
             MPCConfig(**{option: value})
     with pytest.raises(FieldError, match="MPCConfig.forgetting: .* needs from_prior false"):
