@@ -14,7 +14,8 @@ open-loop prediction along the actions really taken is compared with what happen
 Errors are mean squared errors per state dimension in units of that dimension's spread in the first
 model's training data, averaged over the robot's observation groups (`observation_groups`), reported
 over all visited states and over the last `--before-end` steps of episodes that ended early (what the
-model believed just before a crash or a fall). Random-action data says little about this: these are
+model believed just before a crash or a fall; on the ant also before it flipped onto its back, which ends
+its walk though not its episode). Random-action data says little about this: these are
 the states the planner steers into. It also prints how much more reward per step each model predicted
 along those actions than happened: a planner that picks the best of many candidates is drawn to where
 its model is optimistic. `--trace I` also prints, for each episode that ended early, its last
@@ -102,16 +103,24 @@ def print_trace(model: DynamicsModel, params_at: list[Params], obs: np.ndarray, 
         print(f"  {t:4d} {obs[t, index]:+9.3f} {predicted:+15.3f} {obs[t + 1, index]:+12.3f}")
 
 
+def end_of_walk(result_metrics: dict[str, float], steps: int, terminated: bool) -> int | None:
+    """The step at which the episode ended early, or the robot flipped (the ant's `flipped_step`: on its back it
+    lies there to the end), whichever came first; None if neither."""
+    flipped = result_metrics.get("flipped_step", float("nan"))
+    ends = ([steps] if terminated else []) + ([int(flipped)] if not np.isnan(flipped) else [])
+    return min(ends) if ends else None
+
+
 def onpolicy_errors(env: RobotEnv, controller: Controller, episodes: int, horizon: int, seed: int,
                     before_end: int, baseline: DynamicsModel | None = None, trace: int | None = None,
                     scored: DynamicsModel | None = None) -> dict[str, dict[str, np.ndarray]]:
     """Run `episodes` episodes and score the models on the visited states: {model: {"all" | "late":
     (starts, ds) squared H-step errors, "reward bias": (starts,) `reward_bias`, "miss" and "seen": (steps,)
     with `trace`, the planned-with model's one-step miss of observation `trace` (happened - predicted) and the
-    observation itself}}, "late" being the last `before_end` starts of episodes that ended early. Prints one
-    line per episode (and with `trace`, `print_trace` for each early end). An MPC controller's own model is
-    scored as it planned and as its prior; for any other controller (the oracle) the `scored` model's prior
-    ("checkpoint")."""
+    observation itself}}, "late" being the `before_end` starts whose H-step paths end last before an episode's
+    early end or flip (`end_of_walk`). Prints one line per episode (and with `trace`, `print_trace` for each
+    early end). An MPC controller's own model is scored as it planned and as its prior; for any other controller
+    (the oracle) the `scored` model's prior ("checkpoint")."""
     if isinstance(controller, MPCController):
         recorder = RecordingController(controller)
         model = controller.model
@@ -134,6 +143,7 @@ def onpolicy_errors(env: RobotEnv, controller: Controller, episodes: int, horizo
         ep = result.episode
         print(f"episode {episode}: {len(ep.actions)} steps{', ' + result.end_reason if result.end_reason else ''}, "
               f"{format_metrics(result.metrics, env.metric_labels)}, reward per step {np.mean(ep.rewards):.3f}")
+        end = end_of_walk(result.metrics, len(ep.actions), ep.terminated)
         if trace is not None and ep.terminated:
             print_trace(model, recorder.params, ep.observations, ep.actions, trace, before_end)
         if traced is not None:
@@ -146,8 +156,8 @@ def onpolicy_errors(env: RobotEnv, controller: Controller, episodes: int, horizo
             err = ((paths[:, -1] - ep.observations[horizon:horizon + len(paths)]) / scale) ** 2
             errors[name]["all"].append(err)
             errors[name]["reward bias"].append(reward_bias(env, paths, ep.observations, ep.actions))
-            if ep.terminated:
-                errors[name]["late"].append(err[-before_end:])
+            if end is not None and end >= horizon:  # starts t whose paths end at state t + H <= end
+                errors[name]["late"].append(err[max(0, end - horizon + 1 - before_end):end - horizon + 1])
     return {name: {k: np.concatenate(v) if v else np.zeros((0, model.obs_dim)) for k, v in parts.items()}
             for name, parts in errors.items()}
 
@@ -164,7 +174,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--episodes", type=int, default=3)
     parser.add_argument("--episode-length", type=int, default=None)
     parser.add_argument("--horizon", type=int, default=15, help="prediction steps (the planner's horizon)")
-    parser.add_argument("--before-end", type=int, default=25, help="steps before an early end to report apart")
+    parser.add_argument("--before-end", type=int, default=25,
+                        help="steps before an early end or a flip to report apart")
     parser.add_argument("--trace", type=int, default=None, metavar="I",
                         help="print observation I before each early end, as it happened and as predicted, and "
                              "its one-step misses over all steps")
@@ -195,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'model':<14} {'states':<22}" + "".join(f"{g:>20}" for g in groups) + f"{'all':>10}")
     for name, parts in errors.items():
         for label, err in ((f"all ({len(parts['all'])})", parts["all"]),
-                           (f"last {args.before_end} before end", parts["late"])):
+                           (f"last {args.before_end} before end/flip", parts["late"])):
             if len(err):
                 cells = "".join(f"{err[:, s].mean():>20.3g}" for s in groups.values())
                 print(f"{name:<14} {label:<22}{cells}{err.mean():>10.3g}")

@@ -273,6 +273,18 @@ def test_onpolicy_error_scores_the_parameters_each_step_planned_with():
     assert all(np.isfinite(part).all() for parts in adaptive.values() for part in parts.values())
 
 
+def test_onpolicy_error_reports_the_states_before_an_early_end_or_a_flip_apart():
+    """An ant on its back ends its walk, not its episode: the states before either are what the model believed
+    just before the controller lost the robot."""
+    from scripts.onpolicy_error import end_of_walk
+
+    nan = float("nan")
+    assert end_of_walk({"flipped_step": nan}, 1000, terminated=False) is None
+    assert end_of_walk({"tracking_rmse_m": 0.1}, 300, terminated=True) == 300  # no flips on the quadrotor
+    assert end_of_walk({"flipped_step": 226}, 1000, terminated=False) == 226
+    assert end_of_walk({"flipped_step": 226}, 400, terminated=True) == 226
+
+
 def test_onpolicy_error_traces_the_one_step_miss_of_an_observation_over_every_step():
     """With `trace`, what happened to observation I minus its one-step prediction, every step: the same error
     the one-step table squares (in units of the training data's spread)."""
