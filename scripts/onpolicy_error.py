@@ -103,10 +103,10 @@ def print_trace(model: DynamicsModel, params_at: list[Params], obs: np.ndarray, 
         print(f"  {t:4d} {obs[t, index]:+9.3f} {predicted:+15.3f} {obs[t + 1, index]:+12.3f}")
 
 
-def end_of_walk(result_metrics: dict[str, float], steps: int, terminated: bool) -> int | None:
+def end_of_walk(metrics: dict[str, float], steps: int, terminated: bool) -> int | None:
     """The step at which the episode ended early, or the robot flipped (the ant's `flipped_step`: on its back it
     lies there to the end), whichever came first; None if neither."""
-    flipped = result_metrics.get("flipped_step", float("nan"))
+    flipped = metrics.get("flipped_step", float("nan"))
     ends = ([steps] if terminated else []) + ([int(flipped)] if not np.isnan(flipped) else [])
     return min(ends) if ends else None
 
