@@ -268,8 +268,13 @@ TEXT_COLUMNS = ("robot", "split", "task", "controller", "models", "mpc")
 def recorded_mpc(config: CompareConfig, rows: list[dict[str, Any]]) -> MPCConfig | None:
     """The MPC settings the merged rows ran with, from their `mpc` column; `config.mpc` (`--merge ... --mpc`)
     where no row records them (results.csv files written before the column). Settings that differ between
-    the rows, or from a given `--mpc`, are an error: one table states one setting."""
-    recorded = sorted({r["mpc"] for r in rows if r.get("mpc")})
+    the rows, or from a given `--mpc`, are an error: one table states one setting. Each row's record, the
+    changes from the defaults of its day, is read against today's, so a run that set what has since become the
+    default (the ant's `tilt_limit=45.0`) merges with runs at the default."""
+    def today(label: str) -> str:
+        return label if label == "defaults" else mpc_label(config.robot, mpc_settings(config.robot, label.split()))
+
+    recorded = sorted({today(r["mpc"]) for r in rows if r.get("mpc")})
     if not recorded:
         return config.mpc
     if len(recorded) > 1:

@@ -212,6 +212,12 @@ def test_compare_over_two_training_seeds_writes_intervals_csv_and_every_plot(tmp
         merge_results(config, [parts[1], continual])
     with pytest.raises(ValueError, match="--mpc: the runs ran with defaults, not from_prior=false"):
         merge_results(dataclasses.replace(config, mpc=mpc_settings("quadrotor", ["from_prior=false"])), parts)
+    # a run that set what is the default today (here the quadrotor's margin) merges with runs at the default
+    explicit = tmp_path / "explicit.csv"
+    margin = default_mpc("quadrotor").safety_margin
+    explicit.write_text(parts[1].read_text().replace(",defaults\n", f",safety_margin={margin}\n"))
+    merged = merge_results(dataclasses.replace(config, out=tmp_path / "explicit", models=[]), [parts[0], explicit])
+    assert (merged / "results.md").read_text() == table
     alone = merge_results(dataclasses.replace(config, out=tmp_path / "continual"), [continual])
     assert "MPC settings changed from the robot's defaults: from_prior=False." in (alone / "results.md").read_text()
     # A merge of one task's runs has that task's column alone.
