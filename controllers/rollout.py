@@ -2,7 +2,7 @@
 
 Three interchangeable backends compute the same states (N, H+1, ds) from a start state and actions
 (N, H, da), reading the same weights:
-  - `TorchRollout`: the reference, one batched model call per time step;
+  - `TorchRollout`: the reference, one batched model call per time step (MKL matrix products);
   - `NumbaRollout`: one fused, `prange`-parallel CPU kernel for the whole horizon (no per-op overhead);
   - `CudaRollout`: the same fused rollout as a Numba CUDA kernel, one thread block per candidate.
 `make_rollout("auto", model)` picks Numba for narrow models (hidden width <= NUMBA_MAX_WIDTH), where
@@ -45,14 +45,16 @@ NUMBA_MAX_WIDTH = 128
 
 
 class TorchRollout:
-    """The reference rollout: `model.predict` with the current parameters, one step at a time."""
+    """The reference rollout: the model's prediction with the current parameters (`model.predictor`), one
+    batched call per time step."""
 
     def __init__(self, model: DynamicsModel) -> None:
         self.model = model
-        self.params: Params = model.prior()
+        self.set_params(model.prior())
 
     def set_params(self, params: Params) -> None:
         self.params = params
+        self.predict = self.model.predictor(params)
 
     def __call__(self, state: np.ndarray, actions: np.ndarray) -> np.ndarray:
         n, horizon, _ = actions.shape
@@ -61,7 +63,7 @@ class TorchRollout:
             s = torch.as_tensor(state, dtype=torch.float32).expand(n, -1)
             states = [s]
             for t in range(horizon):
-                s = self.model.predict(s, act[:, t], self.params)
+                s = self.predict(s, act[:, t])
                 states.append(s)
             return torch.stack(states, dim=1).numpy()
 

@@ -143,6 +143,19 @@ def test_ensemble_and_variance_heads_predict_states(ant_store):
     assert model.predict(obs, act).shape == (7, 28)
 
 
+@pytest.mark.parametrize("kw", [{}, {"learn_variance": True, "activation": "silu"}, {"ensemble_size": 3}])
+def test_the_bound_predictor_predicts_what_predict_does(ant_store, kw):
+    """The planners' fast path (`predictor`, used by the torch rollout) computes `predict`'s operations in the same
+    order, with adapted parameters as well as the prior's (on x86_64 the numbers agree to the bit)."""
+    model = small_model(ant_store, **kw)
+    adapted = {n: p.detach() + 0.01 * torch.randn_like(p) for n, p in model.prior().items()}
+    obs = torch.as_tensor(ant_store.obs[:50], dtype=torch.float32)
+    act = torch.as_tensor(ant_store.actions[:50], dtype=torch.float32)
+    with torch.no_grad():
+        for params in (None, adapted):
+            torch.testing.assert_close(model.predictor(params)(obs, act), model.predict(obs, act, params),
+                                       rtol=1e-6, atol=1e-6)
+
 def ant_data(first_seed, episodes):
     env = robots.make("ant", episode_length=100)
     store = TransitionStore(28, 8)
