@@ -52,21 +52,30 @@ def mpc_settings(robot: str, pairs: list[str]) -> MPCConfig | None:
     the planner: `backtracking=3`, `planner.population=200`), checked like any config; None without any."""
     if not pairs:
         return None
-    data = to_dict(default_mpc(robot))
+    values = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep:
             raise ValueError(f"--mpc: expected KEY=VALUE, got {pair!r}")
+        values[key] = yaml.safe_load(text)
+    return mpc_with(robot, values)
+
+
+def mpc_with(robot: str, values: dict[str, Any], where: str = "--mpc") -> MPCConfig:
+    """The robot's default MPC settings with `values` by dotted name (`planner.population`), checked like any
+    config; errors start with `where`."""
+    data = to_dict(default_mpc(robot))
+    for key, value in values.items():
         *path, last = key.split(".")
         node = data
         for part in path:
             if not isinstance(node.get(part), dict):
-                raise ValueError(f"--mpc: {key!r} names no setting; settings are {sorted(data)}")
+                raise ValueError(f"{where}: {key!r} names no setting; settings are {sorted(data)}")
             node = node[part]
         if last not in node:
-            raise ValueError(f"--mpc: {key!r} names no setting; settings are {sorted(node)}")
-        node[last] = yaml.safe_load(text)
-    return from_dict(MPCConfig, data, where="--mpc")
+            raise ValueError(f"{where}: {key!r} names no setting; settings are {sorted(node)}")
+        node[last] = value
+    return from_dict(MPCConfig, data, where=where)
 
 
 class TimedController:

@@ -2,7 +2,7 @@
 
 Writes to the output folder:
 - results.csv: one row per episode (task metrics, return, length, adaptation fallbacks, latency, and the
-  MPC settings changed from the robot's defaults, as `--mpc` takes them);
+  MPC settings: changed from the robot's defaults, as `--mpc` takes them, and every one as JSON);
 - results.md: per controller and task, each task metric's mean with a 95% confidence interval. For the
   controllers that depend on training (the model-based, PEARL, RL²), the replicate is the training seed:
   a Student-t interval over the per-seed means (the unit of replication in model-based RL papers); with
@@ -14,7 +14,8 @@ Writes to the output folder:
 
 Each finished episode is also kept in `episodes/` (its row and trace), named by everything that decides
 its numbers (robot, task, controller, episode seed and length, MPC settings, the model file's contents): a
-run that is stopped and started again reruns only the episodes it had not finished (`fresh` reruns all).
+run that is stopped and started again reruns only the episodes it had not finished (`fresh` reruns all), and
+an episode kept under today's name but run before a default setting changed (its row records every setting).
 After changing the code, start with `fresh`: the name does not cover the code.
 
 `merge_results` makes one table of several runs' results.csv (say one training seed each, run on different
@@ -48,7 +49,16 @@ from mbmeta.checkpoint import atomic_write, write_csv
 from mbmeta.config import to_dict
 from mbmeta.parallel import map_ordered
 from scripts import plots
-from scripts.common import SHIPPED, build, format_metrics, make_env, mpc_settings, shipped_checkpoint, timed_episode
+from scripts.common import (
+    SHIPPED,
+    build,
+    format_metrics,
+    make_env,
+    mpc_settings,
+    mpc_with,
+    shipped_checkpoint,
+    timed_episode,
+)
 from scripts.stats import mean_ci95
 
 DEFAULT_CONTROLLERS = ["adaptive", "nonadaptive", "oracle", "pearl", "rl2", "scripted", "random"]
@@ -120,8 +130,9 @@ class Evaluate:
 
     def __call__(self, job: EvalJob) -> tuple[dict[str, Any], dict[str, Any]]:
         saved = self.saved_path(job)
-        if saved is not None and saved.exists() and not self.config.fresh:
-            row, trace = pickle.loads(gzip.decompress(saved.read_bytes()))
+        kept = pickle.loads(gzip.decompress(saved.read_bytes())) if saved is not None and saved.exists() else None
+        if kept is not None and not self.config.fresh and self.ran_as_configured(kept[0]):
+            row, trace = kept
             # The task metrics again from the trace: a metric added since the episode ran is filled in.
             metrics = robots.ROBOTS[self.config.robot].episode_metrics(trace["start_info"], trace["infos"],
                                                                       trace["terminated"], robot_dt(self.config.robot))
@@ -130,7 +141,21 @@ class Evaluate:
             row, trace = self.run(job)
             if saved is not None:
                 atomic_write(saved, lambda f: f.write(gzip.compress(pickle.dumps((row, trace)))))
-        return {**row, "mpc": mpc_label(self.config.robot, self.config.mpc)}, trace
+        return {**row, "mpc": mpc_label(self.config.robot, self.config.mpc),
+                "mpc_full": mpc_record(self.config.robot, self.config.mpc)}, trace
+
+    def ran_as_configured(self, row: dict[str, Any]) -> bool:
+        """Whether a kept episode ran with the MPC settings asked for now. Its file name holds the settings
+        changed from the defaults, so after a default changes an episode run at the old one carries the name
+        of today's: its row's full record (`mpc_full`) tells them apart. Episodes kept before that record
+        existed are taken as named."""
+        if "mpc_full" not in row:
+            return True
+        try:
+            ran = mpc_with(self.config.robot, json.loads(row["mpc_full"]), where="a kept episode's mpc_full")
+        except ValueError:  # a setting since removed: not today's settings
+            return False
+        return ran == (self.config.mpc or default_mpc(self.config.robot))
 
     def saved_path(self, job: EvalJob) -> Path | None:
         """Where the finished episode is kept: `out`/episodes, under a name made from everything that decides
@@ -161,7 +186,8 @@ class Evaluate:
                "window_loss_before": float(np.mean([r["loss_before"] for r in losses])) if losses else math.nan,
                "window_loss_after": float(np.mean([r["loss_after"] for r in losses])) if losses else math.nan,
                "latency_p50_ms": float(np.median(result.latencies_ms[1:] if episode.length > 1
-                                                 else result.latencies_ms))}  # after the first step's warm-up
+                                                 else result.latencies_ms)),  # after the first step's warm-up
+               "mpc_full": mpc_record(config.robot, config.mpc)}
         if self.progress:
             print(f"  {job.split:6s} {job.task:18s} {job.controller:12s} models {job.training_seed} seed {job.seed}: "
                   f"{format_metrics(result.metrics, env.metric_labels)}; return {episode.total_reward:.1f} "
@@ -262,19 +288,22 @@ def merge_results(config: CompareConfig, csvs: list[Path]) -> Path:
     return out
 
 
-TEXT_COLUMNS = ("robot", "split", "task", "controller", "models", "mpc")
+TEXT_COLUMNS = ("robot", "split", "task", "controller", "models", "mpc", "mpc_full")
 
 
 def recorded_mpc(config: CompareConfig, rows: list[dict[str, Any]]) -> MPCConfig | None:
-    """The MPC settings the merged rows ran with, from their `mpc` column; `config.mpc` (`--merge ... --mpc`)
-    where no row records them (results.csv files written before the column). Settings that differ between
-    the rows, or from a given `--mpc`, are an error: one table states one setting. Each row's record, the
-    changes from the defaults of its day, is read against today's, so a run that set what has since become the
-    default (the ant's `tilt_limit=45.0`) merges with runs at the default."""
-    def today(label: str) -> str:
-        return label if label == "defaults" else mpc_label(config.robot, mpc_settings(config.robot, label.split()))
+    """The MPC settings the merged rows ran with; `config.mpc` (`--merge ... --mpc`) where no row records them
+    (results.csv files written before the columns). Each row's `mpc_full` records every setting; rows written
+    before it have only `mpc`, the changes from the defaults of their day, read against today's (so a run that
+    set what has since become the default, the ant's `tilt_limit=45.0`, merges with runs at the default, but a
+    run recorded as "defaults" before a default changed reads as today's defaults: only `mpc_full` tells).
+    Settings that differ between the rows, or from a given `--mpc`, are an error: one table states one setting."""
+    def ran_with(row: dict[str, Any]) -> MPCConfig | None:
+        if row.get("mpc_full"):
+            return mpc_with(config.robot, json.loads(row["mpc_full"]), where="results.csv's mpc_full")
+        return None if row["mpc"] == "defaults" else mpc_settings(config.robot, row["mpc"].split())
 
-    recorded = sorted({today(r["mpc"]) for r in rows if r.get("mpc")})
+    recorded = sorted({mpc_label(config.robot, ran_with(r)) for r in rows if r.get("mpc_full") or r.get("mpc")})
     if not recorded:
         return config.mpc
     if len(recorded) > 1:
@@ -283,9 +312,10 @@ def recorded_mpc(config: CompareConfig, rows: list[dict[str, Any]]) -> MPCConfig
     if config.mpc is not None and mpc_label(config.robot, config.mpc) != recorded[0]:
         raise ValueError(f"--mpc: the runs ran with {recorded[0]}, not {mpc_label(config.robot, config.mpc)}; "
                          f"pass theirs, or leave --mpc out")
-    for r in rows:  # rows of older files, without the column, take the recorded setting
-        r["mpc"] = recorded[0]
-    return None if recorded[0] == "defaults" else mpc_settings(config.robot, recorded[0].split())
+    mpc = None if recorded[0] == "defaults" else mpc_settings(config.robot, recorded[0].split())
+    for r in rows:  # every row states the one setting, as of today
+        r["mpc"], r["mpc_full"] = recorded[0], mpc_record(config.robot, mpc)
+    return mpc
 
 
 def parse_value(text: str) -> bool | int | float:
@@ -376,15 +406,27 @@ def lead_cell(first: list[dict[str, Any]], other: list[dict[str, Any]], key: str
     return f"{diff:+.{d}f} ± {diff_half:.{d}f} ({len(paired)} {unit}), {ratio}, {intervals}"
 
 
-def mpc_overrides(robot: str, mpc: MPCConfig | None) -> dict[str, Any]:
-    """The MPC settings that differ from the robot's defaults, by dotted name (`planner.population`)."""
+def flat_settings(mpc: MPCConfig) -> dict[str, Any]:
+    """Every MPC setting by dotted name (`planner.population`)."""
     def flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in data.items():
             out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value})
         return out
-    default = flat(to_dict(default_mpc(robot)))
-    return {k: v for k, v in flat(to_dict(mpc)).items() if default[k] != v} if mpc else {}
+    return flat(to_dict(mpc))
+
+
+def mpc_overrides(robot: str, mpc: MPCConfig | None) -> dict[str, Any]:
+    """The MPC settings that differ from the robot's defaults, by dotted name (`planner.population`)."""
+    default = flat_settings(default_mpc(robot))
+    return {k: v for k, v in flat_settings(mpc).items() if default[k] != v} if mpc else {}
+
+
+def mpc_record(robot: str, mpc: MPCConfig | None) -> str:
+    """results.csv's `mpc_full` column: every MPC setting the comparison gave its controllers (None: the robot's
+    defaults; each model-based controller then sets `adapt` and `seed` its own way), as JSON. The `mpc` column,
+    changes from the defaults of the day, reads differently once a default changes."""
+    return json.dumps(flat_settings(mpc or default_mpc(robot)), sort_keys=True)
 
 
 def mpc_label(robot: str, mpc: MPCConfig | None) -> str:

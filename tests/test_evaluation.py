@@ -1,7 +1,9 @@
 """The measuring stick: the oracle planner is exact and beats random; task metrics; confidence intervals;
 `compare` over several training seeds writes its tables and plots."""
 
+import csv
 import dataclasses
+import json
 import math
 import shutil
 
@@ -12,6 +14,7 @@ import torch
 
 import robots
 from controllers.registry import ControllerConfig, default_mpc, make_controller
+from mbmeta.checkpoint import write_csv
 from mbmeta.grbal import load_model
 from robots.base import RobotEnv
 from robots.quadrotor import PayloadTask, QuadrotorEnv
@@ -25,6 +28,7 @@ from scripts.compare import (
     make_jobs,
     merge_results,
     mpc_changes,
+    mpc_record,
     run_compare,
 )
 from scripts.stats import mean_ci95, t_quantile_975
@@ -155,6 +159,17 @@ def test_the_oracle_beats_random(robot, task, steps):
         assert oracle.metrics["tracking_rmse_m"] < 0.3
 
 
+def rewritten(source, path, **columns):
+    """A copy of the results.csv `source` at `path` with `columns` set in every row (None: the column left out)."""
+    with open(source, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        for key, value in columns.items():
+            row.pop(key) if value is None else row.update({key: value})
+    write_csv(path, rows)
+    return path
+
+
 def test_compare_over_two_training_seeds_writes_intervals_csv_and_every_plot(tmp_path):
     seeds = []
     for i in range(2):  # two copies of the shipped models stand for two training seeds
@@ -184,8 +199,13 @@ def test_compare_over_two_training_seeds_writes_intervals_csv_and_every_plot(tmp
     for plot in ("trajectories.png", "change.png", "adaptation_loss.png"):
         assert (out / plot).stat().st_size > 10_000, plot
 
-    # Run again: every episode is reused (the measured latencies too), until a model file changes.
+    # Run again: every episode is reused (the measured latencies too), until a model file changes; not one kept
+    # under the same name but run with other settings (a default changed since).
     assert (run_compare(config, progress=False) / "results.csv").read_text().splitlines() == csv
+    evaluate = Evaluate(config)
+    assert evaluate.ran_as_configured({"mpc_full": mpc_record("quadrotor", None)}) and evaluate.ran_as_configured({})
+    assert not evaluate.ran_as_configured({"mpc_full": json.dumps(json.loads(mpc_record("quadrotor", None))
+                                                                  | {"safety_margin": 0.1})})
     job = next(j for j in make_jobs(config) if j.controller == "nonadaptive")
     before = Evaluate(config).saved_path(job)
     assert Evaluate(dataclasses.replace(config, mpc=default_mpc("quadrotor"))).saved_path(job) == before
@@ -202,10 +222,11 @@ def test_compare_over_two_training_seeds_writes_intervals_csv_and_every_plot(tmp
     assert (merged / "results.md").read_text() == table
     with pytest.raises(ValueError, match="also in"):
         merge_results(config, [parts[0], parts[0]])
-    # Each row records the MPC settings it ran with; merge states them, and refuses rows that differ.
+    # Each row records the MPC settings it ran with, as changes from the defaults (`mpc`) and every one
+    # (`mpc_full`); merge states them, and refuses rows that differ.
     assert "mpc" in header and all(line.endswith(",defaults") for line in csv[1:])
-    continual = tmp_path / "continual.csv"
-    continual.write_text(parts[1].read_text().replace(",defaults\n", ",from_prior=false\n"))
+    # the rows of a run from before `mpc_full` was recorded are read by their changes, against today's defaults
+    continual = rewritten(parts[1], tmp_path / "continual.csv", mpc="from_prior=false", mpc_full=None)
     with pytest.raises(ValueError, match=r"different MPC settings \(defaults \| from_prior=false\)"):
         merge_results(config, [parts[0], continual])
     with pytest.raises(ValueError, match="different MPC settings"):  # the same episodes under two settings
@@ -213,11 +234,15 @@ def test_compare_over_two_training_seeds_writes_intervals_csv_and_every_plot(tmp
     with pytest.raises(ValueError, match="--mpc: the runs ran with defaults, not from_prior=false"):
         merge_results(dataclasses.replace(config, mpc=mpc_settings("quadrotor", ["from_prior=false"])), parts)
     # a run that set what is the default today (here the quadrotor's margin) merges with runs at the default
-    explicit = tmp_path / "explicit.csv"
     margin = default_mpc("quadrotor").safety_margin
-    explicit.write_text(parts[1].read_text().replace(",defaults\n", f",safety_margin={margin}\n"))
+    explicit = rewritten(parts[1], tmp_path / "explicit.csv", mpc=f"safety_margin={margin}", mpc_full=None)
     merged = merge_results(dataclasses.replace(config, out=tmp_path / "explicit", models=[]), [parts[0], explicit])
     assert (merged / "results.md").read_text() == table
+    # but a run recorded as "defaults" before a default changed is told apart by its full record
+    before = json.loads(mpc_record("quadrotor", None)) | {"safety_margin": 0.1}
+    old_defaults = rewritten(parts[1], tmp_path / "old-defaults.csv", mpc_full=json.dumps(before))
+    with pytest.raises(ValueError, match=r"different MPC settings \(defaults \| safety_margin=0.1\)"):
+        merge_results(config, [parts[0], old_defaults])
     alone = merge_results(dataclasses.replace(config, out=tmp_path / "continual"), [continual])
     assert "MPC settings changed from the robot's defaults: from_prior=False." in (alone / "results.md").read_text()
     # A merge of one task's runs has that task's column alone.
