@@ -8,8 +8,10 @@ state the robot is in: the controller's own, holding the planner's nominal actio
 the oracle's (the same planner on the true simulator, maximising the task's reward: `controllers.oracle`). It
 scores each by the controller's planning objective (its `planning_reward` and `planning_terminal`: speed
 cap, safety margin, the limit on the rise; per step, up to an imagined termination) twice: in the controller's
-model, and along the states the simulator really goes through. Read per state:
-- the model scores a plan far from the simulator: a model error there;
+model, and along the states the simulator really goes through; the controller's own plan also in the model's
+meta-learned prior θ*, before this step's adaptation. Read per state:
+- the model scores a plan far from the simulator: a model error there (and the adapted model nearer the
+  simulator than θ*: what the adaptation corrected);
 - the model scores the oracle's (or holding's) plan above the controller's own: the search missed it;
 - the simulator scores the oracle's plan below the controller's own under the planning objective, though the
   oracle's task reward is higher: the objective rules out what the task pays for (`ended` says at which step
@@ -33,7 +35,7 @@ from controllers.oracle import OracleController
 from robots.base import RobotEnv
 from scripts.common import build, make_env, mpc_settings
 
-COLUMNS = ("model: own", "hold", "oracle", "sim: own", "hold", "oracle", "oracle task reward")
+COLUMNS = ("model: own", "hold", "oracle", "θ*: own", "sim: own", "hold", "oracle", "oracle task reward")
 
 
 def objective_along(controller: MPCController, states: np.ndarray, plan: np.ndarray) -> tuple[float, int]:
@@ -57,6 +59,10 @@ def check(env: RobotEnv, controller: MPCController, oracle: OracleController, ob
     plans = np.stack([own, hold, best]).astype(np.float32)
     in_model = make_evaluate(controller.rollout, controller.reward, controller.is_terminal,
                              obs.astype(np.float32))(plans) / len(own)
+    controller.rollout.set_params(controller.adapter.prior)  # the own plan in the model before this step's adaptation
+    in_prior = make_evaluate(controller.rollout, controller.reward, controller.is_terminal,
+                             obs.astype(np.float32))(plans[:1]) / len(own)
+    controller.rollout.set_params(controller.adapter.params)
     paths = [env.imagine_path(plan).astype(np.float32) for plan in plans]
     along = [objective_along(controller, path, plan) for path, plan in zip(paths, plans, strict=True)]
     task = env.imagine(best[None])[0].sum() / len(own)
@@ -64,7 +70,7 @@ def check(env: RobotEnv, controller: MPCController, oracle: OracleController, ob
     # ended by what only a planner on a learned model counts as an end (the ant's rise limit), not the margin's range
     by_planning_limit = ended < len(own) and not env.is_terminal(paths[2][ended + 1][None],
                                                                  controller.config.safety_margin)[0]
-    return [*in_model, *(score for score, _ in along), task, ended, by_planning_limit]
+    return [*in_model, *in_prior, *(score for score, _ in along), task, ended, by_planning_limit]
 
 
 def run(env: RobotEnv, controller: MPCController, steps: int, every: int, seed: int) -> tuple[list, list]:
