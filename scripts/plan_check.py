@@ -8,10 +8,11 @@ state the robot is in: the controller's own, holding the planner's nominal actio
 the oracle's (the same planner on the true simulator, maximising the task's reward: `controllers.oracle`). It
 scores each by the controller's planning objective (its `planning_reward` and `planning_terminal`: speed
 cap, safety margin, the limit on the rise; per step, up to an imagined termination) twice: in the controller's
-model, and along the states the simulator really goes through; the controller's own plan also in the model's
-meta-learned prior θ*, before this step's adaptation. Read per state:
-- the model scores a plan far from the simulator: a model error there (and the adapted model nearer the
-  simulator than θ*: what the adaptation corrected);
+model (for the adaptive controller, as adapted this step), in its meta-learned prior θ* (before this step's
+adaptation) and along the states the simulator really goes through. Read per state:
+- the model scores a plan far from the simulator: a model error there; the adapted model nearer the simulator
+  than θ* on the plans it did not choose (holding, the oracle's): what the adaptation corrected (its own plan,
+  the best of its search in the adapted model, is scored high there by selection);
 - the model scores the oracle's (or holding's) plan above the controller's own: the search missed it;
 - the simulator scores the oracle's plan below the controller's own under the planning objective, though the
   oracle's task reward is higher: the objective rules out what the task pays for (`ended` says at which step
@@ -35,7 +36,8 @@ from controllers.oracle import OracleController
 from robots.base import RobotEnv
 from scripts.common import build, make_env, mpc_settings
 
-COLUMNS = ("model: own", "hold", "oracle", "θ*: own", "sim: own", "hold", "oracle", "oracle task reward")
+COLUMNS = ("model: own", "hold", "oracle", "θ*: own", "hold", "oracle", "sim: own", "hold", "oracle",
+           "oracle task reward")
 
 
 def objective_along(controller: MPCController, states: np.ndarray, plan: np.ndarray) -> tuple[float, int]:
@@ -48,7 +50,7 @@ def objective_along(controller: MPCController, states: np.ndarray, plan: np.ndar
 
 
 def check(env: RobotEnv, controller: MPCController, oracle: OracleController, obs: np.ndarray) -> list[float]:
-    """One row: the three plans' objective per step in the model and along the simulator, the oracle plan's
+    """One row: the three plans' objective per step in the model, in θ* and along the simulator, the oracle plan's
     task reward per step, the step at which the objective ends the oracle's plan in the simulator, and whether
     what ended it was the robot's planning-only limit (`planning_terminal` beyond `is_terminal` at the margin)."""
     own = controller.last_plan()
@@ -59,9 +61,9 @@ def check(env: RobotEnv, controller: MPCController, oracle: OracleController, ob
     plans = np.stack([own, hold, best]).astype(np.float32)
     in_model = make_evaluate(controller.rollout, controller.reward, controller.is_terminal,
                              obs.astype(np.float32))(plans) / len(own)
-    controller.rollout.set_params(controller.adapter.prior)  # the own plan in the model before this step's adaptation
+    controller.rollout.set_params(controller.adapter.prior)  # the model before this step's adaptation
     in_prior = make_evaluate(controller.rollout, controller.reward, controller.is_terminal,
-                             obs.astype(np.float32))(plans[:1]) / len(own)
+                             obs.astype(np.float32))(plans) / len(own)
     controller.rollout.set_params(controller.adapter.params)
     paths = [env.imagine_path(plan).astype(np.float32) for plan in plans]
     along = [objective_along(controller, path, plan) for path, plan in zip(paths, plans, strict=True)]
