@@ -130,8 +130,10 @@ class Evaluate:
 
     def __call__(self, job: EvalJob) -> tuple[dict[str, Any], dict[str, Any]]:
         saved = self.saved_path(job)
-        kept = pickle.loads(gzip.decompress(saved.read_bytes())) if saved is not None and saved.exists() else None
-        if kept is not None and not self.config.fresh and self.ran_as_configured(kept[0]):
+        kept = None
+        if saved is not None and saved.exists() and not self.config.fresh:
+            kept = pickle.loads(gzip.decompress(saved.read_bytes()))
+        if kept is not None and self.ran_as_configured(kept[0]):
             row, trace = kept
             # The task metrics again from the trace: a metric added since the episode ran is filled in.
             metrics = robots.ROBOTS[self.config.robot].episode_metrics(trace["start_info"], trace["infos"],

@@ -7,7 +7,7 @@ Runs one closed-loop episode of a model-based controller. Every `--every` steps 
 state the robot is in: the controller's own, holding the planner's nominal action (the ant: no torque), and
 the oracle's (the same planner on the true simulator, maximising the task's reward: `controllers.oracle`). It
 scores each by the controller's planning objective (its `planning_reward` and `planning_terminal`: speed
-cap, safety margin, the limit on the rise; per step, up to an imagined termination) twice: in the controller's
+cap, safety margin, the limit on the rise; per step, up to an imagined termination) three times: in the controller's
 model (for the adaptive controller, as adapted this step), in its meta-learned prior θ* (before this step's
 adaptation) and along the states the simulator really goes through. Read per state:
 - the model scores a plan far from the simulator: a model error there; the adapted model nearer the simulator
