@@ -263,6 +263,16 @@ def test_the_results_say_which_mpc_settings_differ_from_the_robots_defaults():
         "settings changed from the robot's defaults: planner.population=200, safety_margin=0.0"
 
 
+@pytest.mark.parametrize("robot", ["ant", "quadrotor"])
+def test_the_full_record_of_the_mpc_settings_reads_back_as_the_settings(robot):
+    """`mpc_full` round-trips (tuples, None, floats), so a kept episode at today's settings is reused."""
+    for mpc in (None, mpc_settings(robot, ["planner.population=50", "safety_margin=0.1"])):
+        config = CompareConfig(robot=robot, controllers=["adaptive"], mpc=mpc)
+        assert Evaluate(config).ran_as_configured({"mpc_full": mpc_record(robot, mpc)})
+        other = mpc_settings(robot, ["planner.population=51"])
+        assert not Evaluate(config).ran_as_configured({"mpc_full": mpc_record(robot, other)})
+
+
 class MyDrone(QuadrotorEnv):
     """A user's robot: its own tasks and evaluation split, no mid-episode change."""
 
