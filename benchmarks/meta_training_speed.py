@@ -3,7 +3,8 @@
     python -m benchmarks.meta_training_speed [--robot ant] [--hidden 256 256 256] [--repeats 7]
 
 Synthetic windows of the robot's dimensions (speed does not depend on the values). Reports medians
-over repeats, side by side for second-order GrBAL, first-order GrBAL and the plain (MB) trainer.
+over repeats, side by side for second-order GrBAL, first-order GrBAL and the plain (MB) trainer, each
+scoring the future one step at a time (GrBAL's) and the last two by open-loop rollouts (`future_loss`).
 """
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|")
     for name, cfg in [("GrBAL, second order", base),
                       ("GrBAL, first order", MetaConfig(first_order=True)),
-                      ("plain supervised (MB)", MetaConfig(inner_steps=0))]:
+                      ("plain supervised (MB)", MetaConfig(inner_steps=0)),
+                      ("GrBAL, second order, rollout future loss", MetaConfig(future_loss="rollout")),
+                      ("plain supervised (MB), rollout loss", MetaConfig(inner_steps=0, future_loss="rollout"))]:
         trainer = MetaTrainer(model, cfg)
         windows = random_windows(cfg.meta_batch_size, cfg.k, cfg.K, ds, da, gen)
         t = median_time(lambda: trainer.step(windows), args.repeats, 5)  # noqa: B023

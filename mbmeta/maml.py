@@ -16,7 +16,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
-from mbmeta.config import NON_NEGATIVE, POSITIVE, Range, at_least, check_fields
+from mbmeta.config import NON_NEGATIVE, POSITIVE, FieldError, Range, at_least, check_fields
 from mbmeta.data import Windows
 from mbmeta.model import DynamicsModel, Params
 
@@ -38,6 +38,12 @@ class MetaConfig:
     # Weight of θ*'s own loss (unadapted, on the whole window) in the meta-objective: keeps the prior a good
     # model by itself, for the steps where adaptation is refused (0: GrBAL's objective alone).
     prior_loss_weight: float = 0.0
+    # How the future transitions score a model: "one_step", each transition predicted from the true state
+    # before it (GrBAL's); "rollout", the states predicted open loop from the first future state along the
+    # future actions (`DynamicsModel.rollout_loss`), as a planner reads them (issue 14: one-step adaptation did
+    # not make the ant's 15-step planning objective truer). The adaptation's own inner loss stays one-step; the
+    # plain (MB) trainer and the prior's own term score the whole window the same way.
+    future_loss: Literal["one_step", "rollout"] = "one_step"
 
     RANGES: ClassVar[dict[str, Range]] = {
         "k": at_least(1), "K": at_least(1), "meta_batch_size": at_least(1), "inner_steps": NON_NEGATIVE,
@@ -75,6 +81,11 @@ class MetaTrainer:
             n: nn.Parameter(torch.full(shape(p), config.inner_lr), requires_grad=learned)
             for n, p in model.params.items()
         })
+        if config.future_loss == "rollout" and (model.config.ensemble_size > 1 or model.config.learn_variance):
+            raise FieldError("MetaConfig", "future_loss", "rollout scores a single model's mean; set "
+                                                          "model.ensemble_size 1 and learn_variance false, or "
+                                                          "future_loss one_step")
+        self.future_loss = model.rollout_loss if config.future_loss == "rollout" else model.loss
         trainable = list(model.params.values()) + (list(self.step_sizes.values()) if learned else [])
         self.optimizer = torch.optim.Adam(trainable, lr=config.lr)
         self.steps_done = 0
@@ -87,7 +98,7 @@ class MetaTrainer:
         obs = torch.cat([windows.past_obs, windows.future_obs], dim=1)
         act = torch.cat([windows.past_act, windows.future_act], dim=1)
         nxt = torch.cat([windows.past_next, windows.future_next], dim=1)
-        plain = torch.vmap(lambda o, a, n: model.loss(params, o, a, n))
+        plain = torch.vmap(lambda o, a, n: self.future_loss(params, o, a, n))
         if cfg.inner_steps == 0:
             return plain(obs, act, nxt)
         step_sizes = dict(self.step_sizes)
@@ -95,7 +106,7 @@ class MetaTrainer:
         def one(po: torch.Tensor, pa: torch.Tensor, pn: torch.Tensor, fo: torch.Tensor, fa: torch.Tensor,
                 fn: torch.Tensor) -> torch.Tensor:
             phi = adapt(model, params, step_sizes, po, pa, pn, cfg.inner_steps, cfg.first_order)
-            return model.loss(phi, fo, fa, fn)
+            return self.future_loss(phi, fo, fa, fn)
 
         losses = torch.vmap(one)(windows.past_obs, windows.past_act, windows.past_next,
                                  windows.future_obs, windows.future_act, windows.future_next)

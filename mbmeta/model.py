@@ -104,6 +104,20 @@ class DynamicsModel(nn.Module):
         mean, logvar = out
         return (((mean - target) ** 2) * torch.exp(-logvar) + logvar).mean()
 
+    def rollout_loss(self, params: Params, obs: torch.Tensor, act: torch.Tensor,
+                     next_obs: torch.Tensor) -> torch.Tensor:
+        """Mean squared error of the states predicted open loop from the first state along the actions of a
+        sequence of transitions (T, ds|da), against the states that followed, in units of the one-step change's
+        spread (for T = 1 the same as `loss`). What a planner reads is such a rollout, not one step at a time.
+        A single model with a mean output only (no ensemble, no learned variance)."""
+        scale = self.delta_std.clamp_min(1e-9)
+        state, errors = obs[..., 0, :], []
+        for t in range(act.shape[-2]):
+            state = state + self.forward_normalized(params, state, act[..., t, :])[0][0] * self.delta_std \
+                + self.delta_mean
+            errors.append((state - next_obs[..., t, :]) / scale)
+        return (torch.stack(errors) ** 2).mean()
+
     def predict(self, obs: torch.Tensor, act: torch.Tensor, params: Params | None = None) -> torch.Tensor:
         """Next state (..., ds), averaged over the ensemble."""
         mean = self.forward_normalized(self.prior() if params is None else params, obs, act)[0].mean(0)

@@ -9,6 +9,7 @@ import torch
 import robots
 from controllers.scripted import RandomController
 from mbmeta.adaptation import OnlineAdapter
+from mbmeta.config import FieldError
 from mbmeta.data import TransitionStore, WindowSampler
 from mbmeta.maml import MetaConfig, MetaTrainer, adapt
 from mbmeta.model import DynamicsModel, ModelConfig
@@ -63,6 +64,7 @@ def test_adaptation_and_meta_losses_leave_the_prior_untouched(ant_store):
 @pytest.mark.parametrize("config", [
     MetaConfig(), MetaConfig(first_order=True), MetaConfig(inner_lr_mode="per_layer"),
     MetaConfig(inner_lr_mode="per_parameter"), MetaConfig(inner_steps=2), MetaConfig(inner_steps=0),
+    MetaConfig(future_loss="rollout", prior_loss_weight=1.0), MetaConfig(inner_steps=0, future_loss="rollout"),
 ])
 def test_every_trainer_variant_reduces_its_loss(ant_store, config):
     model = small_model(ant_store, learn_variance=config.inner_steps == 2)
@@ -141,6 +143,18 @@ def test_ensemble_and_variance_heads_predict_states(ant_store):
     mean, logvar = model.forward_normalized(model.prior(), obs, act)
     assert mean.shape == logvar.shape == (3, 7, 28)
     assert model.predict(obs, act).shape == (7, 28)
+
+
+def test_the_rollout_loss_of_one_transition_is_the_one_step_loss_and_grows_with_the_horizon(ant_store):
+    model = small_model(ant_store)
+    obs, act, nxt = (torch.as_tensor(x[:10], dtype=torch.float32)
+                     for x in (ant_store.obs, ant_store.actions, ant_store.next_obs))
+    with torch.no_grad():
+        torch.testing.assert_close(model.rollout_loss(model.prior(), obs[:1], act[:1], nxt[:1]),
+                                   model.loss(model.prior(), obs[:1], act[:1], nxt[:1]))
+        assert model.rollout_loss(model.prior(), obs, act, nxt) > model.loss(model.prior(), obs, act, nxt)
+    with pytest.raises(FieldError, match="future_loss"):
+        MetaTrainer(small_model(ant_store, ensemble_size=2), MetaConfig(future_loss="rollout"))
 
 
 @pytest.mark.parametrize("kw", [{}, {"learn_variance": True, "activation": "silu"}, {"ensemble_size": 3}])
