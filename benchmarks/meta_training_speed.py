@@ -3,8 +3,9 @@
     python -m benchmarks.meta_training_speed [--robot ant] [--hidden 256 256 256] [--repeats 7]
 
 Synthetic windows of the robot's dimensions (speed does not depend on the values). Reports medians
-over repeats, side by side for second-order GrBAL, first-order GrBAL and the plain (MB) trainer, each
-scoring the future one step at a time (GrBAL's) and the last two by open-loop rollouts (`future_loss`).
+over repeats, side by side for second-order GrBAL, first-order GrBAL and the plain (MB) trainer scoring
+the future one step at a time (GrBAL's), then second-order GrBAL and MB scoring it by open-loop rollouts
+(`future_loss`).
 """
 
 from __future__ import annotations

@@ -108,8 +108,9 @@ class DynamicsModel(nn.Module):
                      next_obs: torch.Tensor) -> torch.Tensor:
         """Mean squared error of the states predicted open loop from the first state along the actions of a
         sequence of transitions (T, ds|da), against the states that followed, in units of the one-step change's
-        spread (for T = 1 the same as `loss`). What a planner reads is such a rollout, not one step at a time.
-        A single model with a mean output only (no ensemble, no learned variance)."""
+        spread (for T = 1 the same as `loss` wherever the state changes in the data). What a planner reads is
+        such a rollout, not one step at a time. A single model with a mean output only (no ensemble, no learned
+        variance)."""
         scale = self.delta_std.clamp_min(1e-9)
         state, errors = obs[..., 0, :], []
         for t in range(act.shape[-2]):

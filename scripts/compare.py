@@ -130,6 +130,7 @@ class Evaluate:
 
     def __call__(self, job: EvalJob) -> tuple[dict[str, Any], dict[str, Any]]:
         saved = self.saved_path(job)
+        record = mpc_record(self.config.robot, self.config.mpc)
         kept = None
         if saved is not None and saved.exists() and not self.config.fresh:
             kept = pickle.loads(gzip.decompress(saved.read_bytes()))
@@ -141,10 +142,10 @@ class Evaluate:
             row = {**row, **metrics, "training_seed": job.training_seed, "models": str(job.models)}
         else:
             row, trace = self.run(job)
+            row["mpc_full"] = record  # kept with the episode, for `ran_as_configured`
             if saved is not None:
                 atomic_write(saved, lambda f: f.write(gzip.compress(pickle.dumps((row, trace)))))
-        return {**row, "mpc": mpc_label(self.config.robot, self.config.mpc),
-                "mpc_full": mpc_record(self.config.robot, self.config.mpc)}, trace
+        return {**row, "mpc": mpc_label(self.config.robot, self.config.mpc), "mpc_full": record}, trace
 
     def ran_as_configured(self, row: dict[str, Any]) -> bool:
         """Whether a kept episode ran with the MPC settings asked for now. Its file name holds the settings
@@ -188,8 +189,7 @@ class Evaluate:
                "window_loss_before": float(np.mean([r["loss_before"] for r in losses])) if losses else math.nan,
                "window_loss_after": float(np.mean([r["loss_after"] for r in losses])) if losses else math.nan,
                "latency_p50_ms": float(np.median(result.latencies_ms[1:] if episode.length > 1
-                                                 else result.latencies_ms)),  # after the first step's warm-up
-               "mpc_full": mpc_record(config.robot, config.mpc)}
+                                                 else result.latencies_ms))}  # after the first step's warm-up
         if self.progress:
             print(f"  {job.split:6s} {job.task:18s} {job.controller:12s} models {job.training_seed} seed {job.seed}: "
                   f"{format_metrics(result.metrics, env.metric_labels)}; return {episode.total_reward:.1f} "

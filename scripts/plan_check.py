@@ -33,6 +33,7 @@ import numpy as np
 
 from controllers.mpc import MPCController, make_evaluate
 from controllers.oracle import OracleController
+from mbmeta.model import Params
 from robots.base import RobotEnv
 from scripts.common import build, make_env, mpc_settings
 
@@ -59,12 +60,14 @@ def check(env: RobotEnv, controller: MPCController, oracle: OracleController, ob
     oracle.act(obs)
     best = oracle.last_plan()
     plans = np.stack([own, hold, best]).astype(np.float32)
-    in_model = make_evaluate(controller.rollout, controller.reward, controller.is_terminal,
+
+    def in_model_with(params: Params) -> np.ndarray:
+        controller.rollout.set_params(params)
+        return make_evaluate(controller.rollout, controller.reward, controller.is_terminal,
                              obs.astype(np.float32))(plans) / len(own)
-    controller.rollout.set_params(controller.adapter.prior)  # the model before this step's adaptation
-    in_prior = make_evaluate(controller.rollout, controller.reward, controller.is_terminal,
-                             obs.astype(np.float32))(plans) / len(own)
-    controller.rollout.set_params(controller.adapter.params)
+
+    in_prior = in_model_with(controller.adapter.prior)  # the model before this step's adaptation
+    in_model = in_model_with(controller.adapter.params)  # last: the parameters the controller plans with
     paths = [env.imagine_path(plan).astype(np.float32) for plan in plans]
     along = [objective_along(controller, path, plan) for path, plan in zip(paths, plans, strict=True)]
     task = env.imagine(best[None])[0].sum() / len(own)

@@ -170,6 +170,7 @@ def test_the_bound_predictor_predicts_what_predict_does(ant_store, kw):
             torch.testing.assert_close(model.predictor(params)(obs, act), model.predict(obs, act, params),
                                        rtol=1e-6, atol=1e-6)
 
+
 def ant_data(first_seed, episodes):
     env = robots.make("ant", episode_length=100)
     store = TransitionStore(28, 8)
