@@ -7,6 +7,7 @@ non-adaptive controller plans on the prior. Everything else is shared.
 With `mirror` (for a robot that declares its mirror symmetry, `robots.base.Mirror`), each step also asks
 which explains the last k transitions better, the model or its mirror image, and adapts and plans in the
 frame that does: a leg never seen to break is known by the model if its mirror image was (issue 14).
+With `dead_actuators` it is told which actuators have failed instead, and predicts with their commands at 0.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from gymnasium import spaces
 
 from controllers.base import Controller
 from controllers.planners import Evaluate, PlannerConfig, make_planner
-from controllers.rollout import Backend, MirroredRollout, make_rollout
+from controllers.rollout import Backend, MaskedRollout, MirroredRollout, make_rollout
 from mbmeta.adaptation import OnlineAdapter
 from mbmeta.config import NON_NEGATIVE, POSITIVE, FieldError, Range, at_least, check_fields
 from mbmeta.model import DynamicsModel, Params
@@ -73,6 +74,11 @@ class MPCConfig:
     # and mirrored, says whether the robot behaves like the model or like its mirror image; the controller
     # adapts and plans in that frame. Works with and without `adapt` (the choice itself is an adaptation).
     mirror: bool = False
+    # Actuators known to deliver no force (indices into the action, e.g. the ant's leg 3 is [6, 7]): the model is
+    # fed 0 for their commands (a motor at zero torque), in its plans and in the adaptation window, so it predicts
+    # a diagnosed failure instead of learning it; the planned reward still pays their effort. What knowing the
+    # failure exactly is worth, the ceiling of what identifying it by adaptation could give (issue 14).
+    dead_actuators: tuple[int, ...] = ()
     seed: int = 0
 
     RANGES: ClassVar[dict[str, Range]] = {"k": at_least(1), "inner_steps": at_least(1),
@@ -122,6 +128,16 @@ class MPCController(Controller):
             raise FieldError("MPCConfig", "mirror", "this robot declares no mirror symmetry (its RobotEnv.mirror); "
                                                     "leave mirror false")
         self.config = config = dataclasses.replace(config, k=config.k or 5, inner_steps=config.inner_steps or 1)
+        if config.mirror and config.dead_actuators:
+            raise FieldError("MPCConfig", "dead_actuators", "the mirror guesses which side failed; with the "
+                                                            "failed actuators known there is nothing to guess: leave "
+                                                            "mirror false")
+        n_act = action_space.shape[0]
+        if any(not 0 <= i < n_act for i in config.dead_actuators):
+            raise FieldError("MPCConfig", "dead_actuators", f"expected indices into the {n_act} actions "
+                                                            f"(0..{n_act - 1}), got {list(config.dead_actuators)}")
+        self.live = np.ones(n_act, np.float32)
+        self.live[list(config.dead_actuators)] = 0.0
         self.model = model
         shaping = {name: value for name, value in (("speed_cap", config.speed_cap),
                                                    ("effort_weight", config.effort_weight)) if value is not None}
@@ -134,6 +150,8 @@ class MPCController(Controller):
         self.rollout = make_rollout(config.backend, model)
         if config.mirror:
             self.rollout = MirroredRollout(self.rollout, mirror)
+        if config.dead_actuators:
+            self.rollout = MaskedRollout(self.rollout, self.live)
         self.mirror = mirror
         self.mirrored_steps = 0  # control steps planned in the mirror's frame
         self.planner = make_planner(config.planner, action_space.low, action_space.high, seed=config.seed)
@@ -203,7 +221,7 @@ class MPCController(Controller):
         return mirrored if self.rollout.mirrored else window
 
     def _observe(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray, done: bool) -> None:
-        self.window.append((obs, action, next_obs))
+        self.window.append((obs, action * self.live if self.config.dead_actuators else action, next_obs))
 
     def step_info(self) -> dict[str, float]:
         return dict(self.adapter.last) if self._adapted else {}

@@ -289,3 +289,17 @@ class MirroredRollout:
         if not self.mirrored:
             return self.inner(state, actions)
         return self.mirror.obs(self.inner(self.mirror.obs(state), self.mirror.action(actions)))
+
+
+class MaskedRollout:
+    """Any rollout, with some action components multiplied by 0 (`live` is 0 there, 1 elsewhere) before the
+    model sees them: the model then predicts actuators known to have failed as motors at zero torque."""
+
+    def __init__(self, inner: TorchRollout | NumbaRollout | CudaRollout, live: np.ndarray) -> None:
+        self.inner, self.live = inner, live
+
+    def set_params(self, params: Params) -> None:
+        self.inner.set_params(params)
+
+    def __call__(self, state: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        return self.inner(state, actions * self.live)

@@ -211,6 +211,42 @@ def test_mirror_on_a_robot_without_one_is_a_clear_error(checkpoints):
                         robots.make("quadrotor"))
 
 
+def test_dead_actuators_reach_the_model_as_zero_in_plans_and_in_the_adaptation_window(checkpoints):
+    """Told that leg 3's two actuators are dead, the MPC predicts with their commands at 0 (the motors at zero
+    torque) and adapts on a window where they are 0; the action it returns is still the planner's."""
+    env = robots.make("ant", episode_length=30)
+    mpc = MPCConfig(planner=SMALL_PLANNER, backend="torch", dead_actuators=(6, 7))
+    controller = make_controller(ControllerConfig(controller="cem_adaptive", checkpoint=checkpoints["ant"], mpc=mpc),
+                                 env)
+    obs, _ = env.reset(seed=0)
+    actions = np.random.default_rng(0).uniform(-1, 1, (1, 4, 8)).astype(np.float32)
+    zeroed = actions.copy()
+    zeroed[..., 6:] = 0.0
+    start = obs.astype(np.float32)
+    told = controller.rollout(start, actions)
+    np.testing.assert_array_equal(told, controller.rollout.inner(start, zeroed))
+    assert not np.allclose(told, controller.rollout.inner(start, actions))
+    adapted_on = []
+    adapt = controller.adapter.adapt
+    controller.adapter.adapt = lambda *window: (adapted_on.append(window[1]), adapt(*window))[1]
+    episode = rollout(env, controller, seed=0, max_steps=8)
+    assert adapted_on and all(np.all(a[:, 6:] == 0) and np.any(a[:, :6] != 0) for a in adapted_on)
+    assert np.any(np.asarray(episode.actions)[:, 6:] != 0)  # the commands it sends are not masked
+
+
+@pytest.mark.parametrize("dead, mirror, message", [
+    ((8,), False, r"dead_actuators.*indices into the 8 actions \(0\.\.7\)"),
+    ((-1,), False, r"dead_actuators.*indices into the 8 actions"),
+    ((6, 7), True, r"dead_actuators.*nothing to guess: leave mirror false")])
+def test_dead_actuators_out_of_range_or_with_the_mirror_are_a_clear_error(checkpoints, dead, mirror, message):
+    from mbmeta.config import FieldError
+
+    with pytest.raises(FieldError, match=message):
+        make_controller(ControllerConfig(controller="cem_adaptive", checkpoint=checkpoints["ant"],
+                                         mpc=MPCConfig(planner=SMALL_PLANNER, dead_actuators=dead, mirror=mirror)),
+                        robots.make("ant"))
+
+
 def test_the_mpc_plans_with_the_speed_capped_reward(checkpoints):
     """With `speed_cap`, candidates are scored by the robot's `planning_reward` at that cap."""
     from robots.ant import OBS_VX
