@@ -221,7 +221,7 @@ class MPCController(Controller):
         return mirrored if self.rollout.mirrored else window
 
     def _observe(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray, done: bool) -> None:
-        self.window.append((obs, action * self.live if self.config.dead_actuators else action, next_obs))
+        self.window.append((obs, action * self.live, next_obs))  # live is 1 but for dead actuators
 
     def step_info(self) -> dict[str, float]:
         return dict(self.adapter.last) if self._adapted else {}
