@@ -86,7 +86,8 @@ class MPCConfig:
                                           "safety_margin": Range(0.0, 0.9), "speed_cap": POSITIVE,
                                           "effort_weight": NON_NEGATIVE, "rise_cap": POSITIVE,
                                           "kick_margin": NON_NEGATIVE, "tilt_limit": Range(0.0, 180.0, low_open=True),
-                                          "forgetting": Range(0.0, 1.0), "seed": NON_NEGATIVE}
+                                          "forgetting": Range(0.0, 1.0), "dead_actuators": NON_NEGATIVE,
+                                          "seed": NON_NEGATIVE}
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -133,7 +134,7 @@ class MPCController(Controller):
                                                             "failed actuators known there is nothing to guess: leave "
                                                             "mirror false")
         n_act = action_space.shape[0]
-        if any(not 0 <= i < n_act for i in config.dead_actuators):
+        if any(i >= n_act for i in config.dead_actuators):  # >= 0 by RANGES
             raise FieldError("MPCConfig", "dead_actuators", f"expected indices into the {n_act} actions "
                                                             f"(0..{n_act - 1}), got {list(config.dead_actuators)}")
         self.live = np.ones(n_act, np.float32)

@@ -236,7 +236,7 @@ def test_dead_actuators_reach_the_model_as_zero_in_plans_and_in_the_adaptation_w
 
 @pytest.mark.parametrize("dead, mirror, message", [
     ((8,), False, r"dead_actuators.*indices into the 8 actions \(0\.\.7\)"),
-    ((-1,), False, r"dead_actuators.*indices into the 8 actions"),
+    ((-1,), False, r"dead_actuators: must be >= 0, got -1"),
     ((6, 7), True, r"dead_actuators.*nothing to guess: leave mirror false")])
 def test_dead_actuators_out_of_range_or_with_the_mirror_are_a_clear_error(checkpoints, dead, mirror, message):
     from mbmeta.config import FieldError
