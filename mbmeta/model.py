@@ -114,8 +114,7 @@ class DynamicsModel(nn.Module):
         scale = self.delta_std.clamp_min(1e-9)
         state, errors = obs[..., 0, :], []
         for t in range(act.shape[-2]):
-            state = state + self.forward_normalized(params, state, act[..., t, :])[0][0] * self.delta_std \
-                + self.delta_mean
+            state = self.predict(state, act[..., t, :], params)
             errors.append((state - next_obs[..., t, :]) / scale)
         return (torch.stack(errors) ** 2).mean()
 
