@@ -42,6 +42,7 @@ from mbmeta.parallel import map_ordered
 from robots.rollout import Agent, Episode, rollout
 
 CHECKPOINT_FORMAT = "mbmeta.dynamics/1"
+EXPORTED = ["obs_dim", "act_dim", "train_config", "model", "iteration", "transitions", "log"]  # what an export keeps
 
 
 @dataclasses.dataclass
@@ -255,6 +256,5 @@ def load_model(path: str | Path) -> tuple[DynamicsModel, Params, TrainConfig]:
 
 def export_model(checkpoint: str | Path, dest: str | Path) -> Path:
     """A small, inference-only copy of a training checkpoint: model, step sizes α and config, no optimiser."""
-    return export_checkpoint(checkpoint, dest, CHECKPOINT_FORMAT, "a dynamics model",
-                             ["obs_dim", "act_dim", "train_config", "model", "iteration", "transitions", "log"],
+    return export_checkpoint(checkpoint, dest, CHECKPOINT_FORMAT, "a dynamics model", EXPORTED,
                              lambda state: {"trainer": {"step_sizes": state["trainer"]["step_sizes"]}})

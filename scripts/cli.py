@@ -152,6 +152,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_polish(args: argparse.Namespace) -> int:
+    from mbmeta.polish import polish
+
+    result = polish(args.run_dir, args.dest, args.updates, args.lr, args.seed)
+    print(f"held-out loss {result.held_out_before:.4f} -> {result.held_out_after:.4f} (best at update "
+          f"{result.best_update} of {args.updates}); wrote {result.path}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from mbmeta import grbal, pearl, rl2
     from mbmeta.checkpoint import load_checkpoint
@@ -314,6 +323,16 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("checkpoint")
     ex.add_argument("dest")
     ex.set_defaults(func=cmd_export)
+
+    po = sub.add_parser("polish", help="train a finished GrBAL or MB run a last stretch at a lower learning rate, "
+                                       "and export it", formatter_class=RAW,
+                        epilog="example:\n  mbmeta polish runs/ant_grbal-seed0 ant_grbal.pt")
+    po.add_argument("run_dir", help="a run directory of `mbmeta train` (checkpoint.pt and data.npz)")
+    po.add_argument("dest", help="the polished model, exported (as `mbmeta export` writes it)")
+    po.add_argument("--updates", type=POSITIVE, default=2000, help="meta-updates (default 2000)")
+    po.add_argument("--lr", type=float, default=3e-4, help="Adam's learning rate, a fresh optimiser (default 3e-4)")
+    po.add_argument("--seed", type=NON_NEGATIVE, default=0)
+    po.set_defaults(func=cmd_polish)
     return top
 
 

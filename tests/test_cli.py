@@ -8,7 +8,7 @@ import pytest
 from scripts.cli import main
 from scripts.common import shipped_checkpoint
 
-COMMANDS = ["run", "train", "compare", "bench", "eval-model", "export"]
+COMMANDS = ["run", "train", "compare", "bench", "eval-model", "export", "polish"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -76,6 +76,8 @@ def test_a_bad_task_and_a_missing_checkpoint_are_one_line_errors(tmp_path):
     assert result.returncode == 2 and result.stderr.startswith("mbmeta: error: unknown task 'broken-leg-9'")
     result = run_cli("run", "ant", "--checkpoint", str(tmp_path / "none.pt"))
     assert result.returncode == 2 and "no checkpoint at" in result.stderr
+    result = run_cli("polish", str(tmp_path), str(tmp_path / "out.pt"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "has no data.npz" in result.stderr
 
 
 @pytest.mark.parametrize("robot, task", [("ant", "broken-leg-3"), ("quadrotor", "heavy-payload")])

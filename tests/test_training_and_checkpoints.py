@@ -23,6 +23,7 @@ from mbmeta.grbal import TrainConfig, export_model, load_model, train
 from mbmeta.maml import MetaConfig
 from mbmeta.model import ModelConfig
 from mbmeta.pearl import PEARLConfig
+from mbmeta.polish import polish
 from mbmeta.rl2 import RL2Config
 from scripts.common import SHIPPED
 
@@ -193,6 +194,21 @@ def test_a_finished_run_trained_longer_equals_one_trained_straight_to_the_new_co
     train(cosine, tmp_path / "cosine", collection_policy, progress=False)
     with pytest.raises(ValueError, match="would change the cosine learning-rate schedule"):
         train(dataclasses.replace(cosine, iterations=2), tmp_path / "cosine", collection_policy, progress=False)
+
+
+def test_polish_lowers_the_held_out_loss_of_an_undertrained_run_is_seeded_and_exports_the_best(tmp_path):
+    run = tmp_path / "run"
+    train(TINY, run, collection_policy, progress=False)  # 16 meta-updates in all: far from converged
+    first = polish(run, tmp_path / "a.pt", updates=300, lr=1e-3)
+    assert first.best_update > 0 and first.held_out_after < 0.95 * first.held_out_before
+    again = polish(run, tmp_path / "b.pt", updates=300, lr=1e-3)
+    for n, p in params_of(first.path)[0].items():
+        torch.testing.assert_close(params_of(again.path)[0][n], p, rtol=0, atol=0)
+    state = load_checkpoint(first.path)
+    assert state["polish"]["held_out_after"] == first.held_out_after and "rng" not in state
+    assert load_model(first.path)[2] == TINY  # loads like any exported model
+    with pytest.raises(FileNotFoundError, match="has no data.npz: polish needs a run directory"):
+        polish(tmp_path, tmp_path / "c.pt")
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True)
