@@ -35,7 +35,7 @@ from mbmeta.checkpoint import (
     save_checkpoint,
 )
 from mbmeta.config import NON_NEGATIVE, FieldError, Range, at_least, check_fields, from_dict, to_dict
-from mbmeta.data import TransitionStore, WindowSampler
+from mbmeta.data import TransitionStore, Windows, WindowSampler
 from mbmeta.maml import MetaConfig, MetaTrainer
 from mbmeta.model import DynamicsModel, ModelConfig, Params
 from mbmeta.parallel import map_ordered
@@ -43,6 +43,8 @@ from robots.rollout import Agent, Episode, rollout
 
 CHECKPOINT_FORMAT = "mbmeta.dynamics/1"
 EXPORTED = ["obs_dim", "act_dim", "train_config", "model", "iteration", "transitions", "log"]  # what an export keeps
+VALIDATION_WINDOWS = 256  # held-out windows an iteration (or a polish, mbmeta/polish.py) is scored on
+CHECK_EVERY = 100  # updates between held-out checks
 
 
 @dataclasses.dataclass
@@ -177,7 +179,8 @@ def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, 
         returns = [episode.total_reward for episode in episodes] or [float("nan")]
         if iteration == 0 or config.refit_normalizer:
             model.fit_normalizer(store.obs, store.actions, store.next_obs)
-        validation = held_out.sample(256, np.random.default_rng(iteration)) if config.validation_every else None
+        validation = (held_out.sample(VALIDATION_WINDOWS, np.random.default_rng(iteration))
+                      if config.validation_every else None)
         best: tuple[float, dict[str, torch.Tensor]] | None = None
         stale, losses, val_loss = 0, [], float("nan")
         for step in range(steps):
@@ -186,9 +189,8 @@ def train(config: TrainConfig, run_dir: str | Path, make_policy: PolicyFactory, 
             if step % 50 == 0:
                 bar.set_postfix(iteration=iteration, loss=f"{np.mean(losses[-50:]):.4f}",
                                 ret=f"{np.mean(returns):.1f}")
-            if validation is not None and (step + 1) % 100 == 0:
-                with torch.no_grad():  # the inner adaptation's gradient is a function transform: still taken
-                    val_loss = trainer.window_losses(validation).mean().item()
+            if validation is not None and (step + 1) % CHECK_EVERY == 0:
+                val_loss = held_out_loss(trainer, validation)
                 if best is None or val_loss < best[0]:
                     best, stale = (val_loss, trainer_state(model, trainer)), 0
                 elif (stale := stale + 1) >= config.patience:
@@ -234,6 +236,12 @@ def trainer_state(model: DynamicsModel, trainer: MetaTrainer) -> dict[str, torch
     """A copy of θ and the step sizes α (what early stopping keeps the best of)."""
     return {**{f"theta.{n}": p.detach().clone() for n, p in model.params.items()},
             **{f"alpha.{n}": a.detach().clone() for n, a in trainer.step_sizes.items()}}
+
+
+def held_out_loss(trainer: MetaTrainer, windows: Windows) -> float:
+    """The mean outer loss on held-out windows, with no graph kept for θ's gradient."""
+    with torch.no_grad():  # the inner adaptation's gradient is a function transform: still taken
+        return trainer.window_losses(windows).mean().item()
 
 
 def load_trainer_state(model: DynamicsModel, trainer: MetaTrainer, state: dict[str, torch.Tensor]) -> None:

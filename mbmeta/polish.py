@@ -17,11 +17,17 @@ import torch
 
 from mbmeta.checkpoint import export_checkpoint
 from mbmeta.data import TransitionStore, WindowSampler
-from mbmeta.grbal import CHECKPOINT_FORMAT, EXPORTED, load_model, load_trainer_state, trainer_state
+from mbmeta.grbal import (
+    CHECK_EVERY,
+    CHECKPOINT_FORMAT,
+    EXPORTED,
+    VALIDATION_WINDOWS,
+    held_out_loss,
+    load_model,
+    load_trainer_state,
+    trainer_state,
+)
 from mbmeta.maml import MetaTrainer
-
-VALIDATION_WINDOWS = 256
-CHECK_EVERY = 100  # updates between held-out checks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,16 +62,11 @@ def polish(run_dir: str | Path, dest: str | Path, updates: int = 2000, lr: float
     sampler = WindowSampler(store, meta.k, meta.K, holdout_every=every)
     validation = WindowSampler(store, meta.k, meta.K, holdout_every=every, holdout=True).sample(
         VALIDATION_WINDOWS, np.random.default_rng(seed + 1))
-
-    def held_out() -> float:
-        with torch.no_grad():  # the inner adaptation's gradient is a function transform: still taken
-            return trainer.window_losses(validation).mean().item()
-
-    before = held_out()
+    before = held_out_loss(trainer, validation)
     best = (before, 0, trainer_state(model, trainer))
     for update in range(1, updates + 1):
         trainer.step(sampler.sample(meta.meta_batch_size, rng))
-        if update % CHECK_EVERY == 0 and (loss := held_out()) < best[0]:
+        if update % CHECK_EVERY == 0 and (loss := held_out_loss(trainer, validation)) < best[0]:
             best = (loss, update, trainer_state(model, trainer))
     load_trainer_state(model, trainer, best[2])
     record = {"updates": updates, "lr": lr, "seed": seed, "held_out_before": before, "held_out_after": best[0],
