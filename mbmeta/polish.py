@@ -4,7 +4,7 @@ Every iteration of a GrBAL or MB run stops at its best held-out loss at the run'
 in the presets). `polish` continues from the final model for `updates` more meta-updates at `lr`, with a fresh
 Adam, the run's own objective and held-out episodes, and writes an exported model with the best held-out
 parameters (the starting ones if nothing beats them): what a decaying learning rate would give at the end of
-a run, for a minute or three of one core. Issue 14 measured it on the ant (docs/ant-log.md, session s48).
+a run, for minutes of one core. Issue 14 measured it on the ant (docs/ant-log.md, session s48).
 """
 
 from __future__ import annotations
