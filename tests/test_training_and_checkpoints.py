@@ -19,7 +19,7 @@ from controllers.registry import ControllerConfig
 from mbmeta import config as config_module
 from mbmeta.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from mbmeta.config import ConfigError, from_dict, load_yaml, to_dict
-from mbmeta.grbal import TrainConfig, export_model, load_model, train
+from mbmeta.grbal import PolishConfig, TrainConfig, export_model, load_model, train
 from mbmeta.maml import MetaConfig
 from mbmeta.model import ModelConfig
 from mbmeta.pearl import PEARLConfig
@@ -209,6 +209,30 @@ def test_polish_lowers_the_held_out_loss_of_an_undertrained_run_is_seeded_and_ex
     assert load_model(first.path)[2] == TINY  # loads like any exported model
     with pytest.raises(FileNotFoundError, match="has no data.npz: polish needs a run directory"):
         polish(tmp_path, tmp_path / "c.pt")
+
+
+def test_a_config_polish_gives_the_model_mbmeta_polish_gives_and_finishes_the_run(tmp_path):
+    by_hand = tmp_path / "by-hand"
+    train(TINY, by_hand, collection_policy, progress=False)
+    expected = params_of(polish(by_hand, tmp_path / "a.pt", updates=300, lr=1e-3).path)
+    polished = dataclasses.replace(TINY, polish=PolishConfig(updates=300, lr=1e-3))
+    straight = train(polished, tmp_path / "straight", collection_policy, progress=False)
+    resumed = train(polished, by_hand, collection_policy, progress=False)  # a finished run, polished now
+    for checkpoint in (straight, resumed):
+        exported = export_model(checkpoint, checkpoint.parent / "export.pt")
+        for got, want in zip(params_of(exported), expected, strict=True):
+            for n, p in want.items():
+                torch.testing.assert_close(got[n], p, rtol=0, atol=0)
+        assert load_checkpoint(exported)["polish"] == load_checkpoint(tmp_path / "a.pt")["polish"]
+    before = resumed.stat().st_mtime_ns
+    train(polished, by_hand, collection_policy, progress=False)  # finished and polished: nothing to do
+    assert resumed.stat().st_mtime_ns == before
+    with pytest.raises(ValueError, match="holds a finished, polished run: its iterations and polish cannot change"):
+        train(dataclasses.replace(polished, iterations=3), by_hand, collection_policy, progress=False)
+    with pytest.raises(ValueError, match="was polished when it trained .* export it with `mbmeta export"):
+        polish(by_hand, tmp_path / "b.pt")
+    with pytest.raises(ConfigError, match="config.polish.updates: must be >= 100, got 50"):
+        from_dict(TrainConfig, {"polish": {"updates": 50}})
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True)
