@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 from mbmeta.checkpoint import export_checkpoint, load_checkpoint
 from mbmeta.config import FieldError
@@ -20,9 +21,19 @@ from mbmeta.grbal import CHECKPOINT_FORMAT, EXPORTED, PolishConfig, load_model, 
 @dataclasses.dataclass(frozen=True)
 class Polished:
     path: Path
-    held_out_before: float
-    held_out_after: float
-    best_update: int  # 0: no update beat the starting parameters
+    record: dict[str, Any]  # the settings; held_out_before, held_out_after; best_update (0: none beat the start)
+
+    @property
+    def held_out_before(self) -> float:
+        return self.record["held_out_before"]
+
+    @property
+    def held_out_after(self) -> float:
+        return self.record["held_out_after"]
+
+    @property
+    def best_update(self) -> int:
+        return self.record["best_update"]
 
 
 def polish(run_dir: str | Path, dest: str | Path, updates: int = 2000, lr: float = 3e-4, seed: int = 0) -> Polished:
@@ -45,4 +56,4 @@ def polish(run_dir: str | Path, dest: str | Path, updates: int = 2000, lr: float
     path = export_checkpoint(checkpoint, dest, CHECKPOINT_FORMAT, "a dynamics model", EXPORTED,
                              lambda state: {"model": model.state_dict(), "polish": record, "trainer": {
                                  "step_sizes": {n: a.detach().clone() for n, a in trainer.step_sizes.items()}}})
-    return Polished(path, record["held_out_before"], record["held_out_after"], record["best_update"])
+    return Polished(path, record)

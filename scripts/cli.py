@@ -109,8 +109,12 @@ def learners() -> dict[str, tuple[type, object]]:
     from mbmeta.rl2 import RL2Config, train_rl2
 
     def grbal(config: TrainConfig, run_dir: Path, args: argparse.Namespace) -> None:
-        train(config, run_dir, collection_policy, not args.no_resume, workers=args.workers, address=args.ray_address,
-              data=args.data)
+        from mbmeta.checkpoint import load_checkpoint
+
+        checkpoint = train(config, run_dir, collection_policy, not args.no_resume, workers=args.workers,
+                           address=args.ray_address, data=args.data)
+        if (record := load_checkpoint(checkpoint).get("polish")) is not None:
+            print(f"polish: {describe_polish(record)}")
 
     def rl_learner(train_fn: object) -> object:
         def run(config: RL2Config | PEARLConfig, run_dir: Path, args: argparse.Namespace) -> None:
@@ -156,9 +160,13 @@ def cmd_polish(args: argparse.Namespace) -> int:
     from mbmeta.polish import polish
 
     result = polish(args.run_dir, args.dest, args.updates, args.lr, args.seed)
-    print(f"held-out loss {result.held_out_before:.4f} -> {result.held_out_after:.4f} (best at update "
-          f"{result.best_update} of {args.updates}); wrote {result.path}")
+    print(f"{describe_polish(result.record)}; wrote {result.path}")
     return 0
+
+
+def describe_polish(record: dict[str, float]) -> str:
+    return (f"held-out loss {record['held_out_before']:.4f} -> {record['held_out_after']:.4f} (best at update "
+            f"{record['best_update']} of {record['updates']})")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
