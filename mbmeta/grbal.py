@@ -250,12 +250,12 @@ def check_resumable(saved: dict[str, Any], config: TrainConfig, done: int, run_d
     iterations, so that one must be kept. The `polish` follows the last iteration, so an unpolished run may
     be given one (or another); a polished run is finished: only its own config resumes it (to nothing)."""
     new = to_dict(config)
-    if polished and saved != new:
-        raise ValueError(f"{run_dir} holds a finished, polished run: its iterations and polish cannot change; "
-                         f"use a new run directory or --no-resume")
     ignored = {"iterations": None, "polish": None}
     if {**saved, **ignored} != {**new, **ignored}:
         raise ValueError(f"{run_dir} holds a run with another config; use a new run directory or --no-resume")
+    if polished and saved != new:
+        raise ValueError(f"{run_dir} holds a finished, polished run: its iterations and polish cannot change; "
+                         f"use a new run directory or --no-resume")
     if config.iterations != saved["iterations"]:
         if config.meta.lr_schedule != "constant":
             raise ValueError(f"{run_dir}: iterations {saved['iterations']} -> {config.iterations} would change the "
