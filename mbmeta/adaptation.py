@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 
 from mbmeta.model import DynamicsModel, Params
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch at one thread inside. The step's weight gradients sum over the window's transitions, and with
+    two threads that reduction may be split and summed in another order: the adapted model, and every step of
+    the episode after it, then depended on the thread count (issue 14, s49: 6 of 10 ant episodes diverged).
+    A window of a few transitions gains nothing from a second thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class OnlineAdapter:
@@ -61,7 +78,8 @@ class OnlineAdapter:
         start = self.prior if self.from_prior else self.params
         if not self.from_prior and self.forgetting:
             start = {n: self.prior[n] + (1 - self.forgetting) * (start[n] - self.prior[n]) for n in start}
-        full = self._gradient_steps(start, obs, act, next_obs)
+        with one_thread():
+            full = self._gradient_steps(start, obs, act, next_obs)
         with torch.no_grad():
             before = self.model.loss(start, obs, act, next_obs).item()
             for halvings in range(self.backtracking + 1):

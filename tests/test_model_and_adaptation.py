@@ -11,10 +11,12 @@ from controllers.scripted import RandomController
 from mbmeta.adaptation import OnlineAdapter
 from mbmeta.config import FieldError
 from mbmeta.data import TransitionStore, WindowSampler
+from mbmeta.grbal import load_model
 from mbmeta.maml import MetaConfig, MetaTrainer, adapt
 from mbmeta.model import DynamicsModel, ModelConfig
 from robots.ant import AntTask
 from robots.rollout import rollout
+from scripts.common import SHIPPED
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +93,23 @@ def test_the_guard_falls_back_to_the_prior_on_nan_and_on_a_blown_up_step(ant_sto
     huge = OnlineAdapter(model, {n: torch.full_like(p, 1e4) for n, p in model.prior().items()})
     assert huge.adapt(*(x[:5] for x in (ant_store.obs, ant_store.actions, ant_store.next_obs))) is huge.prior
     assert huge.fallbacks == 1
+
+
+def test_an_adaptation_step_is_the_same_at_one_thread_and_two(ant_store):
+    """The step runs at one thread (`one_thread`): at two, the weight gradients' sums over the window could be
+    split, and the adapted model, with the whole episode after it, depended on the thread count (s49)."""
+    model, step_sizes, _ = load_model(SHIPPED / "ant_grbal.pt")
+    threads, adapted = torch.get_num_threads(), []
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            window = [x[:5] for x in (ant_store.obs, ant_store.actions, ant_store.next_obs)]
+            adapted.append(OnlineAdapter(model, step_sizes).adapt(*window))
+            assert torch.get_num_threads() == count  # restored after the step
+    finally:
+        torch.set_num_threads(threads)
+    for name, p in adapted[0].items():
+        torch.testing.assert_close(adapted[1][name], p, rtol=0, atol=0)
 
 
 def test_continuing_from_the_last_adaptation_is_an_option(ant_store):
