@@ -13,10 +13,10 @@ from mbmeta.model import DynamicsModel, Params
 
 @contextlib.contextmanager
 def one_thread() -> Iterator[None]:
-    """Run torch at one thread inside. The step's weight gradients sum over the window's transitions, and with
-    two threads that reduction may be split and summed in another order: the adapted model, and every step of
-    the episode after it, then depended on the thread count (issue 14, s49: 6 of 10 ant episodes diverged).
-    A window of a few transitions gains nothing from a second thread."""
+    """Run torch at one thread inside (the adaptation step and its guard's losses). The step's weight gradients
+    sum over the window's transitions, and with two threads that reduction may be split and summed in another
+    order: the adapted model, and every step of the episode after it, then depended on the thread count (issue
+    14, s49: 6 of 10 ant episodes diverged). A window of a few transitions gains nothing from a second thread."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -78,16 +78,16 @@ class OnlineAdapter:
         start = self.prior if self.from_prior else self.params
         if not self.from_prior and self.forgetting:
             start = {n: self.prior[n] + (1 - self.forgetting) * (start[n] - self.prior[n]) for n in start}
-        with one_thread():
+        with one_thread():  # the step and the guard's losses
             full = self._gradient_steps(start, obs, act, next_obs)
-        with torch.no_grad():
-            before = self.model.loss(start, obs, act, next_obs).item()
-            for halvings in range(self.backtracking + 1):
-                scale = 0.5**halvings
-                adapted = {n: start[n] + scale * (full[n].detach() - start[n]) for n in start}
-                after = self.model.loss(adapted, obs, act, next_obs).item()
-                if self.backtracking == 0 or after <= before:
-                    break
+            with torch.no_grad():
+                before = self.model.loss(start, obs, act, next_obs).item()
+                for halvings in range(self.backtracking + 1):
+                    scale = 0.5**halvings
+                    adapted = {n: start[n] + scale * (full[n].detach() - start[n]) for n in start}
+                    after = self.model.loss(adapted, obs, act, next_obs).item()
+                    if self.backtracking == 0 or after <= before:
+                        break
         self.adaptations += 1
         finite = np.isfinite(after) and all(bool(torch.isfinite(p).all()) for p in adapted.values())
         fell_back = not finite or after > self.max_loss_ratio * before or (self.backtracking > 0 and after > before)
