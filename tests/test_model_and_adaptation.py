@@ -99,11 +99,11 @@ def test_an_adaptation_step_is_the_same_at_one_thread_and_two(ant_store):
     """The step runs at one thread (`one_thread`): at two, the weight gradients' sums over the window could be
     split, and the adapted model, with the whole episode after it, depended on the thread count (s49)."""
     model, step_sizes, _ = load_model(SHIPPED / "ant_grbal.pt")
+    window = [x[:5] for x in (ant_store.obs, ant_store.actions, ant_store.next_obs)]
     threads, adapted = torch.get_num_threads(), []
     try:
         for count in (1, 2):
             torch.set_num_threads(count)
-            window = [x[:5] for x in (ant_store.obs, ant_store.actions, ant_store.next_obs)]
             adapted.append(OnlineAdapter(model, step_sizes).adapt(*window))
             assert torch.get_num_threads() == count  # restored after the step
     finally:
